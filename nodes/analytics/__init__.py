@@ -1,0 +1,1 @@
+"""Analytics nodes: alarms and scores computed from streams of points, emitted as events."""

@@ -1,0 +1,1 @@
+"""Device nodes: sources that read industrial equipment (Modbus, OPC UA) or simulate it."""

@@ -1,0 +1,1 @@
+"""User-defined function nodes: user code that processes batches inside a sandbox."""

@@ -1,0 +1,1 @@
+"""Window nodes: aggregate points over time windows (tumbling and sliding)."""

@@ -1,0 +1,1 @@
+"""Proxus core: flow document, plan, compiler, CLI and service launchers."""
