@@ -53,7 +53,7 @@ def make_flow(total_nodes: int) -> dict[str, Any]:
         for step, (type_id, out_port) in enumerate(branch):
             if len(nodes) >= total_nodes:
                 break
-            nid = f"{src}.n{step}"
+            nid = f"{src}_n{step}"
             nodes.append({"id": nid, "type": type_id, "config": configs[type_id]})
             edges.append({"id": f"{prev}-{nid}", "source": prev, "source_port": prev_port, "target": nid})
             if type_id == "window.tumbling":  # averages go to the historian, alarms to debug

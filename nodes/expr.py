@@ -34,6 +34,8 @@ import ast
 import bisect
 import itertools
 import math
+import re
+import unicodedata
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -145,7 +147,7 @@ def _pow(base: Any, exponent: Any) -> Any:
     if not (isinstance(base, _NUMBER_TYPES) and isinstance(exponent, _NUMBER_TYPES)):
         raise TypeError(f"** needs numbers, not {_type_name(base)} and {_type_name(exponent)}")
     if exponent > MAX_EXPONENT or exponent < -MAX_EXPONENT:
-        raise EvaluationError(f"exponent {exponent!r} is too large (the limit is {MAX_EXPONENT})")
+        raise EvaluationError(f"the exponent is too large (the limit is {MAX_EXPONENT})")
     # Only int ** int is exact, and so the only case whose cost grows with the result.
     if (
         exponent.__class__ is int
@@ -506,7 +508,9 @@ class _Translator:
         const = value if numeric else _NOT_CONSTANT
         if isinstance(value, bool) or value is None or isinstance(value, str):
             return _Code(repr(value), kind, const, leaf=True)
-        if (isinstance(value, int) and abs(value) < 1 << 63) or (isinstance(value, float) and math.isfinite(value)):
+        if (isinstance(value, int) and abs(value) < 1 << 63) or (
+            isinstance(value, float) and math.isfinite(value)
+        ):
             text = repr(value)
             # Parenthesised so that a folded -2 stays -2 as the base of ** or after another minus.
             return _Code(f"({text})" if text.startswith("-") else text, kind, const, leaf=True)
@@ -544,6 +548,12 @@ class _Translator:
             self.fail(f"{name} is a function: call it as {name}(...){hint}", node)
         if name == "point":
             self.fail('point must be followed by a name in brackets, as in point["Voltage L1"]', node)
+        if self.mode == "expression":
+            # The parser NFKC-normalises identifiers: the micro sign in "Iµ" becomes a Greek mu
+            # and the tag would not be found. The tag is what the user typed, so take the text.
+            typed = self.source[self._start(node) : self._end(node)]
+            if typed != name and unicodedata.normalize("NFKC", typed) == name:
+                name = typed
         return self._field_or_tag(name, node)
 
     def _field_or_tag(self, name: str, node: ast.expr) -> _Code:
@@ -637,7 +647,9 @@ class _Translator:
         previous: ast.expr = node.left
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, ast.Is | ast.IsNot):
-                self.fail("'is' is not allowed; use == or !=", node, self._between("is", previous, comparator))
+                self.fail(
+                    "'is' is not allowed; use == or !=", node, self._between("is", previous, comparator)
+                )
             symbol = _COMPARISONS[type(op)]
             if symbol in ("in", "not in"):
                 parts.append(f"{symbol} {self._constant_list(comparator, depth + 1)}")
@@ -653,13 +665,15 @@ class _Translator:
             hint = (
                 "use a tuple (a, b) or a list [a, b]"
                 if isinstance(node, ast.Set)
-                else ("use contains(text, part) to search in text")
+                else "use contains(text, part) to search in text"
             )
             self.fail(f"'in' needs a list of constants, as in value in (1, 2, 3); {hint}", node)
         items: list[str] = []
         for element in node.elts:
             if not _is_literal(element):
-                self.fail("only constants are allowed in the list after 'in', as in (1, -2, 'text', BAD)", element)
+                self.fail(
+                    "only constants are allowed in the list after 'in', as in (1, -2, 'text', BAD)", element
+                )
             items.append(self.visit(element, depth + 1).text)
         if not items:
             return "()"
@@ -761,8 +775,16 @@ def _safe_power(base: _Code, exponent: _Code) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    """A failure's message for the user (who does not need Python's exception class names)."""
+    if isinstance(exc, OverflowError):
+        # 1e300 ** 2 says "(34, 'Numerical result out of range')", exp(1e300) "math range error".
+        detail = exc.args[1] if len(exc.args) == 2 else str(exc)
+        return f"a number is too large ({detail})"
     text = str(exc)
     return text if text else type(exc).__name__
+
+
+_BAD_CHARACTERS: Final = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates
 
 
 def _parse(source: str) -> tuple[ast.Expression, int]:
@@ -780,10 +802,10 @@ def _parse(source: str) -> tuple[ast.Expression, int]:
     prefix = len(source) - len(body)
     if not body.strip():
         raise _error_at(source, "the expression is empty", 0)
-    for index, char in enumerate(source):
-        # The parser rejects these with messages that carry no position: find them ourselves.
-        if char == "\x00" or "\ud800" <= char <= "\udfff":
-            raise _error_at(source, f"the character {char!r} is not allowed", index)
+    # The parser rejects these with messages that carry no position: find them ourselves.
+    bad = _BAD_CHARACTERS.search(source)
+    if bad is not None:
+        raise _error_at(source, f"the character {bad.group()!r} is not allowed", bad.start())
     try:
         with warnings.catch_warnings():
             # e.g. SyntaxWarning for `1 is 1` or `(1)(2)`: either rejected below or harmless.
@@ -793,7 +815,9 @@ def _parse(source: str) -> tuple[ast.Expression, int]:
         raise _error_at(source, f"syntax error: {exc.msg}", _syntax_offset(body, prefix, exc)) from None
     except (RecursionError, MemoryError):
         # `-` * 3000 + "1": the parser gives up before our own depth check could run.
-        raise _error_at(source, f"the expression is nested too deeply (more than {MAX_DEPTH} levels)", prefix) from None
+        raise _error_at(
+            source, f"the expression is nested too deeply (more than {MAX_DEPTH} levels)", prefix
+        ) from None
     except ValueError as exc:  # defensive: the parser's other refusals of odd input
         raise _error_at(source, f"syntax error: {_describe(exc)}", prefix) from None
     return tree, prefix
@@ -969,7 +993,9 @@ class Expression:
         except Exception as exc:
             raise EvaluationError(_describe(exc)) from exc
 
-    def evaluate_columns(self, columns: Mapping[str, Sequence[Value]]) -> tuple[list[Value | None], int, str | None]:
+    def evaluate_columns(
+        self, columns: Mapping[str, Sequence[Value]]
+    ) -> tuple[list[Value | None], int, str | None]:
         """Values for equal-length columns of tag values: the results (None where evaluation
         failed), the number of failed rows and the first failure's message.
 

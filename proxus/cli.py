@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--edge", metavar="ID", help="only the plan for this edge")
             p.add_argument("-o", "--output", metavar="DIR", help="write <flow>.<edge>.plan.json files here")
         p.set_defaults(handler=handler)
+
+    # The CLI is the composition root: the only place in proxus/ that reaches into runtime/ and
+    # backend/. Imports stay inside this function so `proxus catalog` loads neither.
+    from runtime.edge import add_cli as add_edge
+    from runtime.run import add_cli as add_run
+
+    add_run(sub)
+    add_edge(sub)
     return parser
 
 

@@ -25,6 +25,15 @@ FLOW_FORMAT = "proxus.flow"
 FLOW_SCHEMA_VERSION = 1
 MAX_FLOW_BYTES = 32 * 1024 * 1024
 
+# Flow, node and edge ids end up in NATS subjects, KV keys and stream names: no dots or colons.
+SafeId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Stable id: letters, digits, '_' and '-', at most 64 characters",
+    ),
+]
+
 Identifier = Annotated[
     str,
     msgspec.Meta(
@@ -44,14 +53,14 @@ class Position(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class FlowNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """A node on the canvas: an instance of a catalog node type."""
 
-    id: Identifier
+    id: SafeId
     type: Annotated[str, msgspec.Meta(min_length=1, description="Catalog type id, e.g. 'transform.scale'")]
     type_version: Annotated[int, msgspec.Meta(ge=1, description="Version of the node type")] = 1
     label: Annotated[str, msgspec.Meta(max_length=200, description="Name shown on the canvas")] = ""
     position: Annotated[Position, msgspec.Meta(description="Canvas position")] = Position()
     config: Annotated[dict[str, Any], msgspec.Meta(description="The node type's config")] = {}
     edge: Annotated[
-        str | None,
+        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None,
         msgspec.Meta(description="Edge gateway a source node runs on (default: its device's, or the flow's)"),
     ] = None
 
@@ -88,7 +97,8 @@ class FlowMetadata(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     description: Annotated[str, msgspec.Meta(description="What the flow does")] = ""
     default_edge: Annotated[
-        str | None, msgspec.Meta(description="Edge for source nodes that name none (default 'local')")
+        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None,
+        msgspec.Meta(description="Edge for source nodes that name none (default 'local')"),
     ] = None
     tags: Annotated[list[str], msgspec.Meta(description="Free labels for search")] = []
 
@@ -98,7 +108,7 @@ class FlowDocument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     format: Annotated[Literal["proxus.flow"], msgspec.Meta(description="Format tag")]
     schema_version: Annotated[int, msgspec.Meta(ge=1, description="Flow document schema version")]
-    id: Identifier
+    id: SafeId
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="Flow name")]
     version: Annotated[int, msgspec.Meta(ge=1, description="Saved version of the flow")] = 1
     metadata: Annotated[FlowMetadata, msgspec.Meta(description="Flow metadata")] = FlowMetadata()

@@ -76,3 +76,36 @@ def decode_plan(data: bytes) -> Plan:
     if plan.hash != content_hash(plan):
         raise ValueError(f"plan {plan.plan_id}: content does not match its hash {plan.hash}")
     return plan
+
+
+PLANS_BUCKET = "plans"
+BUNDLE_FORMAT: Literal["proxus.plans"] = "proxus.plans"
+
+
+class PlanBundle(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything one edge should run: the value of its key in the hub's plans KV bucket.
+
+    One key per edge lets an edge read its whole desired state with a single direct get (which
+    per-edge permissions can scope), and a replaced edge gets it at once.
+    """
+
+    format: Literal["proxus.plans"] = BUNDLE_FORMAT
+    edge: str
+    plans: dict[str, Plan] = {}  # by flow id
+
+    def encode(self) -> bytes:
+        return _canonical.encode(self)
+
+
+def decode_bundle(data: bytes) -> PlanBundle:
+    """Decode a bundle and verify every plan's hash; raises ValueError naming what is wrong."""
+    try:
+        bundle = msgspec.json.decode(data, type=PlanBundle)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"malformed plan bundle: {exc}") from exc
+    for flow_id, plan in bundle.plans.items():
+        if plan.flow_id != flow_id:
+            raise ValueError(f"plan bundle: entry {flow_id!r} holds the plan of flow {plan.flow_id!r}")
+        if plan.hash != content_hash(plan):
+            raise ValueError(f"plan {plan.plan_id}: content does not match its hash {plan.hash}")
+    return bundle

@@ -1,11 +1,15 @@
 """``analytics.threshold``: raise an alarm while a value is above a high or below a low limit."""
 
+import math
 import string
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
+from nodes.analytics.alarm import ACTIVE, NONE, PENDING_TS, SIDE, AlarmMachine, Transition, make_event, timer_interval
+from nodes.host import NO_OUTPUT, Data, NodeContext, Operator, Outputs
+from nodes.points import Batch, Event, EventBatch
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, events_out, points_in
 
 Severity = Literal["info", "warning", "critical"]
@@ -99,6 +103,92 @@ class ThresholdConfig(NodeConfig, frozen=True):
         yield from message_problems(self.message)
 
 
+HIGH, LOW = 1, -1
+
+
+def render_message(template: str, fields: dict[str, Any]) -> str:
+    """The alarm text; a template that does not fit the values (``{value:d}`` of a float) falls back
+    to a plain message rather than failing the batch."""
+    try:
+        return template.format(**fields)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "{series} {alarm} {state}: {value} (limit {limit})".format(**fields)
+
+
+class Threshold(Operator):
+    """Runtime behaviour: one alarm per series (see :mod:`nodes.analytics.alarm`).
+
+    Raised when a value is above ``high`` (or below ``low``) -- strictly -- for ``on_delay_s`` of
+    event time; cleared when it is below ``high - hysteresis`` (above ``low + hysteresis``) for
+    ``off_delay_s``. With delays, ``on_timer`` also fires a pending raise/clear once the delay has
+    passed on the wall clock since the point that started it arrived and nothing contradicted it.
+    Non-numeric values and values of BAD quality are ignored. Events carry the value that caused
+    the transition; ``{limit}`` is the limit concerned.
+    """
+
+    def __init__(self, config: ThresholdConfig, context: NodeContext) -> None:
+        self._config = config
+        self._high = math.inf if config.high is None else config.high
+        self._low = -math.inf if config.low is None else config.low
+        self._machine = AlarmMachine(round(config.on_delay_s * 1e9), round(config.off_delay_s * 1e9))
+        self.timer_interval_s = timer_interval(config.on_delay_s, config.off_delay_s)
+
+    def process(self, port: str, data: Data, now_ns: int) -> Outputs:
+        if not isinstance(data, Batch) or not data.ts:
+            return NO_OUTPUT
+        values: list[Any] = data.values  # numbers are told apart by class below
+        high, low = self._high, self._low
+        clear_high = high - self._config.hysteresis
+        clear_low = low + self._config.hysteresis
+        machine = self._machine
+        states = machine.states
+        transitions: list[Transition] = []
+        for t, s, v, q in zip(data.ts, data.series, values, data.quality, strict=True):
+            if q == 2 or ((c := v.__class__) is not float and c is not int):
+                continue
+            side = HIGH if v > high else LOW if v < low else 0
+            st = states.get(s)
+            if st is None:
+                if not side:
+                    continue  # the common case: no alarm, nothing pending, value inside the limits
+                st = machine.state(s)
+            elif not side and not st[ACTIVE] and st[PENDING_TS] == NONE:
+                continue
+            clear = bool(st[ACTIVE]) and (v < clear_high if st[SIDE] == HIGH else v > clear_low)
+            transitions.extend(machine.step(s, st, t, v, side, clear, now_ns))
+        return self._events(transitions)
+
+    def on_timer(self, now_ns: int) -> Outputs:
+        return self._events(self._machine.expire(now_ns))
+
+    def _events(self, transitions: list[Transition]) -> Outputs:
+        if not transitions:
+            return NO_OUTPUT
+        c = self._config
+        events: list[Event] = []
+        for transition in transitions:
+            series, _ts, state, side, value = transition
+            limit = c.high if side == HIGH else c.low
+            fields = {
+                "series": series,
+                "alarm": c.alarm,
+                "state": state,
+                "severity": c.severity,
+                "value": value,
+                "limit": limit,
+            }
+            message = render_message(c.message, fields)
+            events.append(make_event(transition, alarm=c.alarm, severity=c.severity, message=message))
+        return (("events", EventBatch(events)),)
+
+    def snapshot(self) -> Any:
+        return {"alarms": self._machine.snapshot()}
+
+    def restore(self, state: Any) -> None:
+        if isinstance(state, dict):
+            self._machine.restore(state.get("alarms"))
+
+
 EXAMPLE = ThresholdConfig(
     high=80.0,
     low=5.0,
@@ -122,4 +212,5 @@ SPEC = NodeSpec(
     outputs=(events_out(),),
     stateful=True,
     icon="bell",
+    behaviour=Threshold,
 )

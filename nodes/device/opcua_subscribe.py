@@ -1,13 +1,42 @@
-"""``opcua.subscribe``: subscribe to data changes of OPC UA nodes."""
+"""``opcua.subscribe``: subscribe to data changes of OPC UA nodes.
 
+Behaviour (:class:`OpcUaSubscribeSource`, a push source): ``connect()`` opens a session (security
+and certificates: see :mod:`nodes.device.opcua_client`), creates one subscription at the publishing
+interval and a monitored item per configured node. The server's notifications are queued as points
+(bounded: when full the oldest is dropped and counted as ``dropped_notifications``); ``read()``
+waits for the first and returns everything queued so far as one batch.
+
+* Series key ``<device>/<tag>``: device is the managed device id (``device``) when set, otherwise the
+  node's label.
+* Timestamp: the SourceTimestamp, else the ServerTimestamp, else the edge's clock.
+* Quality from the StatusCode's severity bits: Good → GOOD, Uncertain → UNCERTAIN, Bad → BAD. A Bad
+  notification without a value carries the status name as its value (e.g. ``"BadNodeIdUnknown"``).
+* A node the server refuses to monitor (unknown node id, not a variable, filter not supported)
+  yields one BAD point per connect and a WARNING health naming the node id; the others flow on.
+* When the server goes away (socket closed, keep-alive/status probe failing, subscription status
+  change) ``read()`` raises :class:`NotConnected` within about two seconds; the runtime reconnects
+  and ``connect()`` creates a new session and subscription (a restarted server has forgotten the
+  old ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
 import re
+from collections import deque
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import msgspec
 from msgspec import Meta
 
+from nodes.host import Credential, Health, NodeContext, NotConnected, Source
+from nodes.points import Batch, Quality, Value, series_key
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_out
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 SecurityPolicy = Literal["None", "Basic256Sha256"]
 SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
@@ -200,6 +229,172 @@ EXAMPLE = OpcUaSubscribeConfig(
     ],
 )
 
+Point = tuple[int, str, Value, int]
+
+
+class _Handler:
+    """asyncua subscription handler of one connection (``generation``) of a source."""
+
+    def __init__(self, source: OpcUaSubscribeSource, generation: int) -> None:
+        self._source = source
+        self._generation = generation
+
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        self._source._on_data(self._generation, data.subscription_data.client_handle, data.monitored_item.Value)
+
+    def status_change_notification(self, status: Any) -> None:
+        self._source._on_status(self._generation, status.Status)
+
+
+class OpcUaSubscribeSource(Source):
+    """Push source: the server publishes changes, :meth:`read` hands them on as batches."""
+
+    interval_s = None
+    max_queued_points = 10_000
+    connect_timeout_s = 10.0
+    # read() re-checks the connection state at least this often while waiting for data.
+    check_interval_s = 0.5
+
+    def __init__(self, config: OpcUaSubscribeConfig, context: NodeContext) -> None:
+        self._config = config
+        self._ctx = context
+        device = config.device or context.label
+        self._series = [series_key(device, node.tag) for node in config.nodes]
+        self._pending: deque[Point] = deque()
+        self._wakeup = asyncio.Event()
+        self._client: Any = None
+        self._subscription: Any = None
+        self._generation = 0
+        self._lost: str | None = None
+        self._oc: ModuleType | None = None
+
+    # -- runtime contract ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        from nodes.device import opcua_client as oc
+
+        self._oc = oc
+        await self._teardown()
+        config, ctx = self._config, self._ctx
+        credential: Credential | None = None
+        if config.credential:
+            try:
+                credential = ctx.credential(config.credential)
+            except KeyError:
+                self._fail(f"credential {config.credential!r} is not available on this edge")
+        try:
+            opened = await oc.open_client(config, credential, ctx.data_dir, self.connect_timeout_s)
+        except oc.OpcUaError as exc:
+            self._fail(str(exc), exc)
+        client = opened.client
+        self._generation += 1
+        generation = self._generation
+
+        async def lost(exc: Exception) -> None:
+            self._mark_lost(generation, f"connection to {opened.endpoint} lost ({exc or type(exc).__name__})")
+
+        client.connection_lost_callback = lost
+        try:
+            subscription, failures = await asyncio.wait_for(
+                oc.subscribe(client, config, _Handler(self, generation)), self.connect_timeout_s
+            )
+        except Exception as exc:
+            await oc.close_client(client)
+            self._fail(
+                f"subscribing failed: {oc.describe_error(exc, opened.endpoint, timeout_s=self.connect_timeout_s)}", exc
+            )
+        self._client, self._subscription, self._lost = client, subscription, None
+        warnings = list(opened.warnings)
+        now = ctx.now_ns()
+        for failure in failures:
+            self._push((now, self._series[failure.index], failure.status, int(Quality.BAD)))
+        if failures:
+            warnings.append(
+                "cannot monitor "
+                + ", ".join(f"{f.node_id} (tag {config.nodes[f.index].tag!r}: {f.status})" for f in failures)
+            )
+        ctx.set_gauge("connected", 1)
+        ctx.set_gauge("monitored_items", len(config.nodes) - len(failures))
+        if warnings:
+            ctx.set_health(Health.WARNING, "; ".join(warnings))
+        else:
+            ctx.set_health(Health.OK, f"subscribed to {len(config.nodes)} node(s) on {opened.endpoint}")
+
+    async def read(self) -> Batch | None:
+        while not self._pending:
+            if self._lost is None and self._client is None:
+                self._lost = "not connected"
+            if self._lost is None and self._oc is not None and not self._oc.is_connected(self._client):
+                self._mark_lost(self._generation, f"connection to {self._config.endpoint} lost")
+            if self._lost is not None:
+                reason = self._lost
+                await self._teardown()  # stops asyncua's publish loop on the dead connection at once
+                self._ctx.set_gauge("connected", 0)
+                raise NotConnected(reason)
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.check_interval_s)
+        pending = self._pending
+        n = len(pending)
+        ts: list[int] = [0] * n
+        series: list[str] = [""] * n
+        values: list[Value] = [0] * n
+        quality: list[int] = [0] * n
+        for i in range(n):
+            ts[i], series[i], values[i], quality[i] = pending.popleft()
+        return Batch(ts, series, values, quality)
+
+    async def close(self) -> None:
+        await self._teardown()
+        self._ctx.set_gauge("connected", 0)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _fail(self, message: str, cause: BaseException | None = None) -> NoReturn:
+        self._ctx.set_gauge("connected", 0)
+        self._ctx.set_health(Health.ERROR, message)
+        raise NotConnected(message) from cause
+
+    async def _teardown(self) -> None:
+        """Delete the subscription (when the server is still there) and disconnect."""
+        self._generation += 1  # late callbacks of the old connection are ignored
+        client, subscription = self._client, self._subscription
+        self._client = self._subscription = None
+        if client is None or self._oc is None:
+            return
+        if subscription is not None and self._oc.is_connected(client):
+            try:
+                await asyncio.wait_for(subscription.delete(), 2.0)
+            except Exception as exc:
+                self._ctx.log.debug("deleting the subscription failed: %r", exc)
+        await self._oc.close_client(client)
+
+    def _push(self, point: Point) -> None:
+        if len(self._pending) >= self.max_queued_points:
+            self._pending.popleft()
+            self._ctx.count("dropped_notifications")
+        self._pending.append(point)
+        self._wakeup.set()
+
+    def _on_data(self, generation: int, handle: int | None, value: Any) -> None:
+        if generation != self._generation or self._oc is None or handle is None:
+            return
+        index = handle - 1
+        if not 0 <= index < len(self._series):
+            return
+        ts, out, quality = self._oc.point_from_datavalue(value, self._ctx.now_ns())
+        self._push((ts, self._series[index], out, quality))
+
+    def _on_status(self, generation: int, status: Any) -> None:
+        name = self._oc.status_name(status) if self._oc is not None else str(status)
+        self._mark_lost(generation, f"the subscription on {self._config.endpoint} ended ({name})")
+
+    def _mark_lost(self, generation: int, reason: str) -> None:
+        if generation == self._generation and self._lost is None:
+            self._lost = reason
+            self._wakeup.set()
+
+
 SPEC = NodeSpec(
     type_id="opcua.subscribe",
     version=1,
@@ -212,4 +407,5 @@ SPEC = NodeSpec(
     stateful=False,
     device_protocol="opcua",
     icon="radio",
+    behaviour=OpcUaSubscribeSource,
 )

@@ -1,11 +1,18 @@
 """``simulator``: a stand-in device that generates signals, for building and testing flows."""
 
+import itertools
+import math
+import random
+import zlib
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from fractions import Fraction
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from nodes.host import NodeContext, Source
+from nodes.points import Batch, Value
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_out
 
 Signal = Literal["sine", "ramp", "random_walk", "step", "counter"]
@@ -98,6 +105,166 @@ class SimulatorConfig(NodeConfig, frozen=True):
                 )
 
 
+MAX_CATCH_UP_S = 10  # one read emits at most this many seconds of ticks; older ones are skipped
+
+
+class Simulator(Source):
+    """Runtime behaviour: ticks at exact epoch multiples of 1 / rate_hz, catching up.
+
+    Each read returns every tick due since the previous read (the first read only the latest due
+    tick), stamped with the tick times, so throughput does not depend on scheduling jitter; at most
+    ``MAX_CATCH_UP_S`` seconds of ticks per read, older ones are skipped and counted
+    (``skipped_ticks``). No tick due: ``None``. The batch is tag-major (all ticks of the first tag,
+    then the next), each series in time order, quality GOOD.
+
+    Signals at tick time t: sine ``offset + amplitude * sin(2π t / period)``, ramp
+    ``offset + amplitude * (t mod period) / period``, step ``offset`` in the first half of each
+    period and ``offset + amplitude`` in the second, counter ``offset + step * n`` where n counts
+    ticks since the first read (skipped ticks included; ints when offset and step are whole),
+    random walk starting at ``offset`` and moving by a uniform amount in ±step per emitted tick,
+    from a generator seeded with the series key. ``min``/``max`` clamp every signal.
+    """
+
+    def __init__(self, config: SimulatorConfig, context: NodeContext) -> None:
+        self._context = context
+        self._config = config
+        rate = Fraction(config.rate_hz).limit_denominator(1_000_000)
+        # Tick k is at floor(k * num / den) ns since the epoch.
+        self._num = rate.denominator * 1_000_000_000
+        self._den = rate.numerator
+        self.interval_s = 1.0 / config.rate_hz
+        self._max_ticks = max(1, math.ceil(MAX_CATCH_UP_S * config.rate_hz))
+        self._keys = [f"{config.device_name}/{tag.tag}" for tag in config.tags]
+        self._last_tick: int | None = None  # the last tick emitted
+        self._first_tick: int | None = None  # the counters' origin
+        self._walk: dict[str, float] = {}
+        self._rngs: dict[str, random.Random] = {}
+        for tag, key in zip(config.tags, self._keys, strict=True):
+            if tag.signal == "random_walk":
+                self._rngs[tag.tag] = random.Random(zlib.crc32(key.encode()))
+                self._walk[tag.tag] = _clamp(tag.offset, tag.min, tag.max)
+
+    async def connect(self) -> None:
+        return None
+
+    async def read(self) -> Batch | None:
+        return self.generate(self._context.now_ns())
+
+    def tick_time(self, k: int) -> int:
+        return (k * self._num) // self._den
+
+    def generate(self, now_ns: int) -> Batch | None:
+        """The points of the ticks due at ``now_ns`` that were not emitted yet."""
+        current = (now_ns * self._den) // self._num
+        last = self._last_tick
+        if last is None:
+            first = current
+            self._first_tick = current
+        elif current <= last:
+            return None
+        else:
+            first = last + 1
+        if current - first + 1 > self._max_ticks:
+            skipped = current - first + 1 - self._max_ticks
+            self._context.count("skipped_ticks", skipped)
+            first += skipped
+        self._last_tick = current
+        ticks = range(first, current + 1)
+        num, den = self._num, self._den
+        if num % den == 0:
+            step = num // den
+            ts = list(range(first * step, (current + 1) * step, step))
+        else:
+            ts = [(k * num) // den for k in ticks]
+        n = len(ts)
+        out_series: list[str] = []
+        out_values: list[Value] = []
+        for tag, key in zip(self._config.tags, self._keys, strict=True):
+            out_series.extend(itertools.repeat(key, n))
+            out_values.extend(self._signal(tag, ts, ticks))
+        count = len(out_values)
+        return Batch(ts * len(self._keys), out_series, out_values, [0] * count)
+
+    def _signal(self, tag: SimTag, ts: list[int], ticks: range) -> list[Value]:
+        offset, amplitude = tag.offset, tag.amplitude
+        period = max(1, round(tag.period_s * 1e9))
+        values: list[Any]
+        if tag.signal == "sine":
+            w = 2.0 * math.pi / period
+            sin = math.sin
+            values = [offset + amplitude * sin((t % period) * w) for t in ts]
+        elif tag.signal == "ramp":
+            values = [offset + amplitude * ((t % period) / period) for t in ts]
+        elif tag.signal == "step":
+            high = offset + amplitude
+            values = [offset if 2 * (t % period) < period else high for t in ts]
+        elif tag.signal == "counter":
+            origin = self._first_tick if self._first_tick is not None else ticks.start
+            step = tag.step
+            if float(offset).is_integer() and float(step).is_integer():
+                base, inc = int(offset), int(step)
+                values = [base + inc * (k - origin) for k in ticks]
+            else:
+                values = [offset + step * (k - origin) for k in ticks]
+        else:
+            return self._random_walk(tag, len(ts))
+        if tag.min is not None or tag.max is not None:
+            lo = -math.inf if tag.min is None else tag.min
+            hi = math.inf if tag.max is None else tag.max
+            values = [lo if v < lo else hi if v > hi else v for v in values]
+        return values
+
+    def _random_walk(self, tag: SimTag, n: int) -> list[Value]:
+        rng = self._rngs[tag.tag]
+        r = rng.random
+        spread = 2.0 * tag.step
+        steps = [(r() - 0.5) * spread for _ in range(n - 1)]
+        start = self._walk[tag.tag]
+        if tag.min is None and tag.max is None:
+            values = list(itertools.accumulate(steps, initial=start))
+        else:
+            lo = -math.inf if tag.min is None else tag.min
+            hi = math.inf if tag.max is None else tag.max
+            values = list(itertools.accumulate(steps, lambda a, b: min(max(a + b, lo), hi), initial=start))
+        # The next read continues one step after the last value emitted.
+        self._walk[tag.tag] = _clamp(values[-1] + (r() - 0.5) * spread, tag.min, tag.max)
+        return list(values)
+
+    def snapshot(self) -> Any:
+        return {
+            "last_tick": self._last_tick,
+            "first_tick": self._first_tick,
+            "walk": dict(self._walk),
+            "rng": {name: _rng_state(rng) for name, rng in self._rngs.items()},
+        }
+
+    def restore(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            return
+        self._last_tick = state.get("last_tick")
+        self._first_tick = state.get("first_tick")
+        for name, value in state.get("walk", {}).items():
+            if name in self._walk:
+                self._walk[name] = float(value)
+        for name, saved in state.get("rng", {}).items():
+            if name in self._rngs:
+                version, internal, gauss = saved
+                self._rngs[name].setstate((version, tuple(internal), gauss))
+
+
+def _clamp(value: float, lo: float | None, hi: float | None) -> float:
+    if lo is not None and value < lo:
+        return lo
+    if hi is not None and value > hi:
+        return hi
+    return value
+
+
+def _rng_state(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
 EXAMPLE = SimulatorConfig(
     device_name="sim",
     rate_hz=2.0,
@@ -121,4 +288,5 @@ SPEC = NodeSpec(
     outputs=(points_out(description="One batch of points per tick"),),
     stateful=False,
     icon="activity",
+    behaviour=Simulator,
 )

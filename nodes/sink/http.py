@@ -1,5 +1,6 @@
 """``sink.http``: send points and events to an HTTP endpoint."""
 
+import base64
 import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
@@ -8,6 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 from msgspec import Meta
 
+from nodes.host import Data, NodeContext, NotConnected, PermanentError, RetryableError, Sink
+from nodes.sink.encoding import encode_json, encode_ndjson, records
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, any_in
 
 Method = Literal["POST", "PUT"]
@@ -138,7 +141,9 @@ class HttpSinkConfig(NodeConfig, frozen=True):
         Meta(
             ge=0,
             le=100,
-            description="How often a failed request is retried, with increasing pauses, before its data is dropped.",
+            description="How often a batch the endpoint answers with a server error (5xx, 429) is retried, with "
+            "increasing pauses, before it is dropped; an unreachable endpoint is retried without limit "
+            "from the outbox, so an outage loses nothing.",
         ),
     ] = 5
 
@@ -178,6 +183,63 @@ class HttpSinkConfig(NodeConfig, frozen=True):
                 )
 
 
+# 408 and 429 say "try later"; every other 4xx says the request itself is wrong.
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+class HttpSink(Sink):
+    """POSTs (or PUTs) batches; 5xx/429 are retried up to max_retries, other 4xx dropped, outages buffered."""
+
+    def __init__(self, config: HttpSinkConfig, context: NodeContext) -> None:
+        import httpx  # imported here so that declaring the catalog needs no HTTP client
+
+        self.config = config
+        self.context = context
+        self.max_batch_points = config.batch_size
+        self.max_attempts = config.max_retries
+        headers = dict(config.headers)
+        headers["Content-Type"] = "application/json" if config.format == "json" else "application/x-ndjson"
+        if config.credential:
+            headers[config.auth_header] = self._auth_value(context, config)
+        self._client = httpx.AsyncClient(headers=headers, timeout=config.timeout_ms / 1000)
+        self._httpx = httpx
+
+    @staticmethod
+    def _auth_value(context: NodeContext, config: HttpSinkConfig) -> str:
+        assert config.credential is not None
+        try:
+            cred = context.credential(config.credential)
+        except KeyError as exc:
+            raise PermanentError(f"credential {config.credential!r} is not available on this edge") from exc
+        if config.auth_scheme == "bearer":
+            return f"Bearer {cred.secret}"
+        if config.auth_scheme == "basic":
+            return "Basic " + base64.b64encode(f"{cred.username}:{cred.secret}".encode()).decode()
+        return cred.secret
+
+    async def write(self, data: Data) -> None:
+        items = records(data)
+        body = encode_json(items) if self.config.format == "json" else encode_ndjson(items)
+        try:
+            response = await self._client.request(self.config.method, self.config.url, content=body)
+        except self._httpx.TimeoutException as exc:
+            raise NotConnected(f"{self.config.url}: no answer within {self.config.timeout_ms} ms") from exc
+        except self._httpx.TransportError as exc:
+            raise NotConnected(f"{self.config.url}: {exc or type(exc).__name__}") from exc
+        status = response.status_code
+        if status < 300:
+            self.context.count("requests")
+            return
+        detail = f"{self.config.method} {self.config.url} answered {status} {response.reason_phrase}: "
+        detail += response.text[:200]
+        if status >= 500 or status in _RETRYABLE_4XX:
+            raise RetryableError(detail)
+        raise PermanentError(detail)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
 EXAMPLE = HttpSinkConfig(
     url="https://example.com/api/ingest",
     method="POST",
@@ -202,4 +264,5 @@ SPEC = NodeSpec(
     inputs=(any_in(),),
     stateful=False,
     icon="send",
+    behaviour=HttpSink,
 )

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
+from nodes.host import Data, NodeContext, Sink
+from nodes.sink.encoding import encode_json, encode_msgpack, records
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, any_in
 
 Format = Literal["json", "msgpack"]
@@ -53,6 +55,23 @@ class NatsSinkConfig(NodeConfig, frozen=True):
             yield ConfigProblem("$.subject", why, "use dot-separated words such as plant.line1.energy")
 
 
+class NatsSink(Sink):
+    """Publishes on the edge's NATS connection (the runtime retries while NATS is unreachable)."""
+
+    def __init__(self, config: NatsSinkConfig, context: NodeContext) -> None:
+        self.config = config
+        self.context = context
+        self._encode = encode_json if config.format == "json" else encode_msgpack
+
+    async def write(self, data: Data) -> None:
+        items = records(data)
+        if self.config.batch:
+            await self.context.publish(self.config.subject, self._encode(items))
+            return
+        for item in items:
+            await self.context.publish(self.config.subject, self._encode(item))
+
+
 EXAMPLE = NatsSinkConfig(subject="plant.line1.energy", format="json", batch=True)
 
 SPEC = NodeSpec(
@@ -66,4 +85,5 @@ SPEC = NodeSpec(
     inputs=(any_in(),),
     stateful=False,
     icon="radio-tower",
+    behaviour=NatsSink,
 )

@@ -5,7 +5,9 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from nodes.expr import check
+from nodes.expr import check, compile_filter
+from nodes.host import NO_OUTPUT, Data, Health, NodeContext, Operator, Outputs
+from nodes.points import Batch
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_in, points_out
 
 
@@ -39,6 +41,36 @@ class FilterConfig(NodeConfig, frozen=True):
             )
 
 
+class Filter(Operator):
+    """Runtime behaviour: keeps the points for which the compiled condition is true.
+
+    Points whose evaluation fails are dropped and counted (``eval_errors``); the node reports
+    WARNING health with the first failure's message while batches have failures, OK otherwise.
+    """
+
+    def __init__(self, config: FilterConfig, context: NodeContext) -> None:
+        self._context = context
+        self._filter = compile_filter(config.expression)
+        self._warning = False
+
+    def process(self, port: str, data: Data, now_ns: int) -> Outputs:
+        if not isinstance(data, Batch) or not data.ts:
+            return NO_OUTPUT
+        keep, errors, first = self._filter.select_with_errors(data)
+        if errors:
+            self._context.count("eval_errors", errors)
+            self._context.set_health(Health.WARNING, f"condition failed for some points: {first}")
+            self._warning = True
+        elif self._warning:
+            self._context.set_health(Health.OK)
+            self._warning = False
+        if not keep:
+            return NO_OUTPUT
+        if len(keep) == len(data.ts):
+            return (("out", data),)
+        return (("out", data.take(keep)),)
+
+
 EXAMPLE = FilterConfig(expression="value > 10 and quality == GOOD")
 
 SPEC = NodeSpec(
@@ -53,4 +85,5 @@ SPEC = NodeSpec(
     outputs=(points_out(),),
     stateful=False,
     icon="filter",
+    behaviour=Filter,
 )

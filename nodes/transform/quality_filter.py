@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from nodes.host import NO_OUTPUT, Data, NodeContext, Operator, Outputs
+from nodes.points import QUALITY_NAMES, Batch
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_in, points_out
 
 QualityName = Literal["good", "uncertain", "bad"]
@@ -38,6 +40,24 @@ class QualityFilterConfig(NodeConfig, frozen=True):
             seen.add(quality)
 
 
+class QualityFilter(Operator):
+    """Runtime behaviour: keeps the points whose quality is in ``keep``."""
+
+    def __init__(self, config: QualityFilterConfig, context: NodeContext) -> None:
+        self._keep = frozenset(QUALITY_NAMES.index(name) for name in config.keep)
+
+    def process(self, port: str, data: Data, now_ns: int) -> Outputs:
+        if not isinstance(data, Batch) or not data.ts:
+            return NO_OUTPUT
+        keep = self._keep
+        if keep.issuperset(data.quality):
+            return (("out", data),)
+        indices = [i for i, q in enumerate(data.quality) if q in keep]
+        if not indices:
+            return NO_OUTPUT
+        return (("out", data.take(indices)),)
+
+
 EXAMPLE = QualityFilterConfig(keep=["good", "uncertain"])
 
 SPEC = NodeSpec(
@@ -52,4 +72,5 @@ SPEC = NodeSpec(
     outputs=(points_out(),),
     stateful=False,
     icon="shield-check",
+    behaviour=QualityFilter,
 )

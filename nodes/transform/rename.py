@@ -1,11 +1,14 @@
 """``transform.rename``: rename tags and map series into the unified namespace."""
 
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
+from nodes.host import NO_OUTPUT, Data, NodeContext, Operator, Outputs
+from nodes.points import Batch
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_in, points_out
 
 
@@ -88,6 +91,50 @@ class RenameConfig(NodeConfig, frozen=True):
                 )
 
 
+_MAX_CACHE = 100_000  # series keys remembered before the cache starts over
+
+
+class RenameBehaviour(Operator):
+    """Runtime behaviour: ``<device>/<tag>`` becomes
+    ``enterprise/site/area/line/cell/<device>/<tag>`` with empty levels left out.
+
+    The tag is the last segment of the incoming key and the device everything before it (so a key
+    without '/' is a bare tag). The first rule whose glob matches the whole incoming key renames the
+    tag (an empty rule tag keeps it). ``use_device_name`` off drops the device level. The mapping is
+    computed once per series key and cached; values, times and qualities pass unchanged.
+    """
+
+    def __init__(self, config: RenameConfig, context: NodeContext) -> None:
+        self._levels = [v for v in (config.enterprise, config.site, config.area, config.line, config.cell) if v]
+        self._use_device = config.use_device_name
+        self._rules = [(rule.match.strip(), rule.tag) for rule in config.mappings if rule.match.strip()]
+        self._paths: dict[str, str] = {}
+
+    def path(self, series: str) -> str:
+        """The unified-namespace path of a series key."""
+        device, _, tag = series.rpartition("/")
+        for pattern, new_tag in self._rules:
+            if fnmatchcase(series, pattern):
+                if new_tag:
+                    tag = new_tag
+                break
+        parts = list(self._levels)
+        if self._use_device and device:
+            parts.append(device)
+        parts.append(tag)
+        return "/".join(parts)
+
+    def process(self, port: str, data: Data, now_ns: int) -> Outputs:
+        if not isinstance(data, Batch) or not data.ts:
+            return NO_OUTPUT
+        paths = self._paths
+        if len(paths) > _MAX_CACHE:
+            paths.clear()
+        for s in set(data.series).difference(paths):
+            paths[s] = self.path(s)
+        return (("out", Batch(data.ts, [paths[s] for s in data.series], data.values, data.quality)),)
+
+
 EXAMPLE = RenameConfig(
     enterprise="acme",
     site="berlin",
@@ -113,4 +160,5 @@ SPEC = NodeSpec(
     outputs=(points_out(),),
     stateful=False,
     icon="tags",
+    behaviour=RenameBehaviour,
 )

@@ -1,12 +1,16 @@
 """``transform.scale``: linear scaling, unit conversion, rounding and type casts."""
 
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
+from fnmatch import fnmatchcase
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from nodes.host import NO_OUTPUT, Data, NodeContext, Operator, Outputs
+from nodes.points import Batch, Value
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_in, points_out
 
 Conversion = Literal[
@@ -101,6 +105,149 @@ class ScaleConfig(NodeConfig, frozen=True):
                 yield ConfigProblem(f"$.tags[{i}]", "empty tag pattern", "remove it or enter a tag name or glob")
 
 
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_MAX_CACHE = 100_000  # series keys remembered by the tag filter before it starts over
+
+
+def _to_float(v: Value) -> float:
+    return float(v.strip()) if isinstance(v, str) else float(v)
+
+
+def _to_int(v: Value) -> int:
+    """Decimals are cut, as in the expression language's int(); round first with round_digits."""
+    if isinstance(v, str):
+        text = v.strip()
+        try:
+            return int(text)
+        except ValueError:
+            return int(float(text))
+    return int(v)
+
+
+def _to_bool(v: Value) -> bool:
+    if isinstance(v, str):
+        text = v.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"{v!r} is not a truth value")
+    if isinstance(v, float) and math.isnan(v):
+        raise ValueError("NaN is not a truth value")
+    return bool(v)
+
+
+def _to_string(v: Value) -> str:
+    if v.__class__ is bool:
+        return "true" if v else "false"
+    return str(v)
+
+
+_CASTS: dict[str, Callable[[Value], Value]] = {
+    "float": _to_float,
+    "int": _to_int,
+    "bool": _to_bool,
+    "string": _to_string,
+}
+
+
+class Scale(Operator):
+    """Runtime behaviour: value * factor + offset, then the unit conversion (both folded into one
+    multiply-add), then rounding, then the cast (the order the config documents: rounding before
+    the cast, so round_digits=0 with cast=int rounds instead of truncating).
+
+    Only int and float values are scaled and rounded (bool is not a number here); the cast applies to
+    every value of a selected series. A value that cannot be cast keeps its value and gets BAD
+    quality (counted as ``cast_errors``). Series not selected by ``tags`` pass unchanged.
+    """
+
+    def __init__(self, config: ScaleConfig, context: NodeContext) -> None:
+        self._context = context
+        factor, offset = CONVERSIONS[config.conversion]
+        self._a = config.factor * factor
+        self._b = config.offset * factor + offset
+        self._linear = not (self._a == 1.0 and self._b == 0.0)
+        self._digits = config.round_digits
+        self._cast = _CASTS.get(config.cast)
+        self._patterns = tuple(p.strip() for p in config.tags if p.strip())
+        self._selected: dict[str, bool] = {}
+
+    def _select(self, series: str) -> bool:
+        tag = series.rpartition("/")[2]
+        return any(fnmatchcase(tag, p) or fnmatchcase(series, p) for p in self._patterns)
+
+    def process(self, port: str, data: Data, now_ns: int) -> Outputs:
+        if not isinstance(data, Batch) or not data.ts:
+            return NO_OUTPUT
+        values: list[Any] = data.values
+        mask: list[bool] | None = None
+        if self._patterns:
+            selected = self._selected
+            if len(selected) > _MAX_CACHE:
+                selected.clear()
+            for s in set(data.series).difference(selected):
+                selected[s] = self._select(s)
+            mask = [selected[s] for s in data.series]
+            if not any(mask):
+                return (("out", data),)
+            if all(mask):
+                mask = None
+        a, b, digits = self._a, self._b, self._digits
+        if mask is None:
+            if self._linear:
+                if digits is None:
+                    values = [v * a + b if (c := v.__class__) is float or c is int else v for v in values]
+                else:
+                    values = [
+                        round(v * a + b, digits) if (c := v.__class__) is float or c is int else v for v in values
+                    ]
+            elif digits is not None:
+                values = [round(v, digits) if v.__class__ is float else v for v in values]
+        else:
+            if self._linear:
+                values = [
+                    v * a + b if m and ((c := v.__class__) is float or c is int) else v
+                    for v, m in zip(values, mask, strict=True)
+                ]
+            if digits is not None:
+                values = [
+                    round(v, digits) if m and v.__class__ is float else v for v, m in zip(values, mask, strict=True)
+                ]
+        quality = data.quality
+        if self._cast is not None:
+            values, quality = self._apply_cast(values, quality, mask)
+        if values is data.values and quality is data.quality:
+            return (("out", data),)
+        return (("out", Batch(data.ts, data.series, values, quality)),)
+
+    def _apply_cast(
+        self, values: list[Any], quality: list[int], mask: list[bool] | None
+    ) -> tuple[list[Any], list[int]]:
+        cast = self._cast
+        assert cast is not None
+        if mask is None:
+            try:
+                return [cast(v) for v in values], quality
+            except (ValueError, TypeError, OverflowError):
+                pass  # some value cannot be cast: redo point by point to isolate it
+        out: list[Any] = list(values)
+        bad: list[int] = []
+        for i, v in enumerate(values):
+            if mask is not None and not mask[i]:
+                continue
+            try:
+                out[i] = cast(v)
+            except (ValueError, TypeError, OverflowError):
+                bad.append(i)
+        if bad:
+            self._context.count("cast_errors", len(bad))
+            quality = list(quality)
+            for i in bad:
+                quality[i] = 2
+        return out, quality
+
+
 EXAMPLE = ScaleConfig(factor=0.1, conversion="c_to_f", round_digits=1, tags=["temperature*"])
 
 SPEC = NodeSpec(
@@ -115,4 +262,5 @@ SPEC = NodeSpec(
     outputs=(points_out(),),
     stateful=False,
     icon="ruler",
+    behaviour=Scale,
 )

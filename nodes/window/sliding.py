@@ -6,7 +6,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from nodes.host import NodeContext
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_in, points_out
+from nodes.window.aggregate import WindowOperator
 from nodes.window.tumbling import Aggregate, aggregate_problems
 
 
@@ -69,6 +71,25 @@ class SlidingWindowConfig(NodeConfig, frozen=True):
                 )
 
 
+class SlidingWindow(WindowOperator):
+    """Runtime behaviour: windows of ``window_s`` ending at every epoch multiple of ``slide_s``.
+
+    Points are accumulated per slide (pane) and the ``window_s / slide_s`` panes of a window are
+    merged when it closes. Results are stamped with the window END; ``stddev`` is the sample
+    deviation; see :mod:`nodes.window.aggregate` for watermarks, lateness and quality.
+    """
+
+    def __init__(self, config: SlidingWindowConfig, context: NodeContext) -> None:
+        super().__init__(
+            context,
+            window_s=config.window_s,
+            slide_s=min(config.slide_s, config.window_s),
+            aggregates=config.aggregates,
+            allowed_lateness_s=config.allowed_lateness_s,
+            emit_empty=config.emit_empty,
+        )
+
+
 EXAMPLE = SlidingWindowConfig(window_s=300.0, slide_s=60.0, aggregates=["avg"])
 
 SPEC = NodeSpec(
@@ -83,4 +104,5 @@ SPEC = NodeSpec(
     outputs=(points_out(description="One point per series and aggregate each slide"),),
     stateful=True,
     icon="move-horizontal",
+    behaviour=SlidingWindow,
 )

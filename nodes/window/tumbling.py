@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from nodes.host import NodeContext
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_in, points_out
+from nodes.window.aggregate import WindowOperator
 
 Aggregate = Literal["avg", "min", "max", "sum", "count", "first", "last", "stddev"]
 
@@ -60,6 +62,24 @@ class TumblingWindowConfig(NodeConfig, frozen=True):
         yield from aggregate_problems(self.aggregates)
 
 
+class TumblingWindow(WindowOperator):
+    """Runtime behaviour: one window per series and ``window_s``, aligned to epoch multiples.
+
+    Results are stamped with the window END (``[end - window_s, end)``); ``stddev`` is the sample
+    deviation; see :mod:`nodes.window.aggregate` for watermarks, lateness and quality.
+    """
+
+    def __init__(self, config: TumblingWindowConfig, context: NodeContext) -> None:
+        super().__init__(
+            context,
+            window_s=config.window_s,
+            slide_s=config.window_s,
+            aggregates=config.aggregates,
+            allowed_lateness_s=config.allowed_lateness_s,
+            emit_empty=config.emit_empty,
+        )
+
+
 EXAMPLE = TumblingWindowConfig(window_s=60.0, aggregates=["avg", "min", "max"], allowed_lateness_s=5.0)
 
 SPEC = NodeSpec(
@@ -74,4 +94,6 @@ SPEC = NodeSpec(
     outputs=(points_out(description="One point per series, aggregate and window"),),
     stateful=True,
     icon="sigma",
+    behaviour=TumblingWindow,
 )
+

@@ -20,6 +20,7 @@ from nodes.builtin import SPECS
 from nodes.device.modbus_read import ModbusReadConfig, Register
 from nodes.device.opcua_subscribe import MonitoredNode, OpcUaSubscribeConfig, node_id_problem
 from nodes.device.simulator import SimTag, SimulatorConfig
+from nodes.host import AsyncOperator, Operator, Sink, Source
 from nodes.sink.http import HttpSinkConfig
 from nodes.sink.nats import NatsSinkConfig
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec
@@ -124,7 +125,13 @@ def test_help_text_and_identity(spec: NodeSpec) -> None:
     assert spec.config.__doc__ != NodeConfig.__doc__
     assert spec.version == 1
     assert spec.title and spec.description and spec.icon and spec.icon != "box"
-    assert spec.behaviour is None
+    # Every node type runs: its behaviour is the right kind of runtime object for its category.
+    assert isinstance(spec.behaviour, type), f"{spec.type_id} has no runtime behaviour"
+    wanted: tuple[type, ...] = (
+        (Source,) if spec.category is Category.DEVICE else (Sink,) if spec.category is Category.SINK
+        else (Operator, AsyncOperator)
+    )
+    assert issubclass(spec.behaviour, wanted), spec.type_id
     for field in msgspec.structs.fields(spec.config):
         assert field.default is not msgspec.NODEFAULT or field.default_factory is not msgspec.NODEFAULT
 

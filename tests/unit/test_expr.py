@@ -134,7 +134,9 @@ def test_filter_selects(source: str, expected: list[int]) -> None:
     ],
 )
 def test_filter_numeric(source: str, expected: list[int]) -> None:
-    batch = make_batch(("d/a", 0), ("d/a", 10), ("d/a", 12.34), ("d/a", 20, 0), ("d/a", 100, 2), ("d/b", -5, 1))
+    batch = make_batch(
+        ("d/a", 0), ("d/a", 10), ("d/a", 12.34), ("d/a", 20, 0), ("d/a", 100, 2), ("d/b", -5, 1)
+    )
     assert compile_filter(source).select_with_errors(batch) == (expected, 0, None)
 
 
@@ -183,7 +185,10 @@ def test_runtime_power_refusals() -> None:
     pow_expr = compile_expression("a ** b")
     assert pow_expr.evaluate({"a": 2, "b": 64}) == 2**64
     assert pow_expr.evaluate({"a": 2.0, "b": -3}) == 0.125
-    for a, b in [(10, 65), (2, -100), (1e300, 2.0), (-8, 0.5), (10**2000, 60), ("x", 2), (2, math.inf)]:
+    refused: list[tuple[Value, Value]] = [
+        (10, 65), (2, -100), (1e300, 2.0), (-8, 0.5), (10**2000, 60), ("x", 2), (2, math.inf),
+    ]  # fmt: skip
+    for a, b in refused:
         with pytest.raises(EvaluationError):
             pow_expr.evaluate({"a": a, "b": b})
     # A chain of powers of constants is folded at compile time and guarded the same way.
@@ -238,7 +243,8 @@ def test_constant_folding() -> None:
     assert compile_expression("(-2) ** 2").evaluate({}) == 4
     assert compile_expression("2 ** -1").evaluate({}) == 0.5
     assert compile_expression("1e999 > 0").evaluate({}) is True
-    assert math.isnan(compile_expression("1e999 - 1e999 + a").evaluate({"a": 1}))
+    nan = compile_expression("1e999 - 1e999 + a").evaluate({"a": 1})
+    assert isinstance(nan, float) and math.isnan(nan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,6 +323,22 @@ def test_expression_inputs_in_first_appearance_order() -> None:
     assert compile_expression("sqrt(2) * GOOD").inputs == ()
 
 
+def test_expression_tag_names_are_taken_as_typed() -> None:
+    # Python normalises identifiers (NFKC): the micro sign would become a Greek mu.
+    e = compile_expression("Iµ * 2")
+    assert e.inputs == ("Iµ",)
+    assert e.evaluate({"Iµ": 3}) == 6
+    assert compile_expression("Iμ * 2").inputs == ("Iμ",)  # a real Greek mu stays one
+    assert compile_expression('point["Iµ"] + Iµ').inputs == ("Iµ",)
+
+
+def test_overflow_message() -> None:
+    with pytest.raises(EvaluationError, match="too large"):
+        compile_expression("x ** 2").evaluate({"x": 1e300})
+    with pytest.raises(EvaluationError, match="too large"):
+        compile_expression("exp(x)").evaluate({"x": 1e300})
+
+
 def test_expression_evaluate_columns() -> None:
     e = compile_expression("voltage * current / 1000")
     results, errors, first = e.evaluate_columns({"voltage": [230, 400, 12], "current": [10, 5, 0]})
@@ -347,7 +369,7 @@ def test_expression_evaluate_errors() -> None:
     e = compile_expression('voltage * point["current A"]')
     with pytest.raises(EvaluationError, match="current A"):
         e.evaluate({"voltage": 1})
-    with pytest.raises(EvaluationError, match="not supported|can't|unsupported"):
+    with pytest.raises(EvaluationError, match=r"unsupported operand"):
         compile_expression("a - b").evaluate({"a": "x", "b": 1})
     with pytest.raises(EvaluationError, match="division by zero"):
         compile_expression("a / 0").evaluate({"a": 1})
@@ -484,7 +506,9 @@ def test_expression_error_attributes() -> None:
     error = raised.value
     assert isinstance(error, ValueError)
     assert (error.offset, error.line, error.column) == (6, 1, 7)
-    assert str(error) == ('line 1, column 7: attribute access is not allowed (use point["name"] for tag names)')
+    assert str(error) == (
+        'line 1, column 7: attribute access is not allowed (use point["name"] for tag names)'
+    )
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.message, copy.offset, copy.line, copy.column) == (
         error.message,
@@ -542,7 +566,7 @@ def test_too_long() -> None:
         "not " * 60 + "x",
         "+".join(["1"] * 60),
         "abs(" * 60 + "1" + ")" * 60,
-        "1 if x else " * 60 + "1",
+        "1 if value else " * 60 + "1",
         "(" * 150 + "1" + ")" * 150 + "+ x" * 50,
     ],
 )

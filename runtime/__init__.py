@@ -1,0 +1,1 @@
+"""The generic edge runtime: receives plans and interprets them node by node."""

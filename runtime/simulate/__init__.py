@@ -1,0 +1,1 @@
+"""Device simulators for trying out flows without real machines (``proxus simulate ...``)."""
