@@ -105,10 +105,7 @@ async def run_phase(phase: Phase, pollers: list[Callable[[], Awaitable[int]]], i
     cpu0, wall0 = time.process_time(), time.perf_counter()
     # Stagger devices over the interval as independent sources would be.
     await asyncio.gather(
-        *(
-            _schedule(phase, p, interval, deadline, start + interval * i / len(pollers))
-            for i, p in enumerate(pollers)
-        )
+        *(_schedule(phase, p, interval, deadline, start + interval * i / len(pollers)) for i, p in enumerate(pollers))
     )
     phase.cpu += time.process_time() - cpu0
     phase.wall += time.perf_counter() - wall0 - 0.2

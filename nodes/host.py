@@ -107,7 +107,7 @@ class NodeContext(Protocol):
         ...
 
 
-class Behaviour(ABC):  # noqa: B024 - a marker base; the subclasses declare what must be provided
+class Behaviour:
     """Common base. Stateful behaviours may carry state across a plan replacement."""
 
     def snapshot(self) -> Any:
@@ -121,7 +121,7 @@ class Behaviour(ABC):  # noqa: B024 - a marker base; the subclasses declare what
         """Release connections, processes and files."""
 
 
-class Source(Behaviour):
+class Source(Behaviour, ABC):
     """A device node. ``interval_s`` set: polled on a drift-free schedule; None: push (read waits)."""
 
     interval_s: float | None = None
@@ -135,7 +135,7 @@ class Source(Behaviour):
         """One poll (or the next pushed batch). Raise NotConnected when the link is lost."""
 
 
-class Operator(Behaviour):
+class Operator(Behaviour, ABC):
     """A synchronous per-batch step."""
 
     # When set, the runtime calls on_timer at this period (window close, alarm delays).
@@ -149,7 +149,7 @@ class Operator(Behaviour):
         return NO_OUTPUT
 
 
-class AsyncOperator(Behaviour):
+class AsyncOperator(Behaviour, ABC):
     """A per-batch step that awaits (e.g. a worker process)."""
 
     timer_interval_s: float | None = None
@@ -162,7 +162,7 @@ class AsyncOperator(Behaviour):
         return NO_OUTPUT
 
 
-class Sink(Behaviour):
+class Sink(Behaviour, ABC):
     """Delivers batches from the outbox to a destination."""
 
     # Batches the runtime hands to one write (it merges outbox messages up to this many points).

@@ -124,9 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     # backend/. Imports stay inside this function so `proxus catalog` loads neither.
     from runtime.edge import add_cli as add_edge
     from runtime.run import add_cli as add_run
+    from runtime.simulate import modbus as modbus_sim
+    from runtime.simulate import opcua as opcua_sim
 
     add_run(sub)
     add_edge(sub)
+    simulate = sub.add_parser("simulate", help="run device simulators (Modbus TCP, OPC UA)")
+    simulators = simulate.add_subparsers(dest="simulator", required=True, metavar="PROTOCOL")
+    modbus_sim.add_cli(simulators)
+    opcua_sim.add_cli(simulators)
     return parser
 
 

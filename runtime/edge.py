@@ -39,6 +39,7 @@ from proxus.plan import PLANS_BUCKET, Plan, PlanBundle, decode_bundle, decode_pl
 from proxus.services.nats import LeafRemote, NatsServer
 from runtime.interpreter import Host, PlanError, PlanRunner
 from runtime.outbox import Outbox
+from runtime.requests import device_handlers
 
 log = logging.getLogger("proxus.edge")
 
@@ -108,7 +109,11 @@ class EdgeAgent:
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         self._taps: set[tuple[str, str]] = set()
-        self.handlers: dict[str, RequestHandler] = {"ping": self._ping, "taps": self._set_taps}
+        self.handlers: dict[str, RequestHandler] = {
+            "ping": self._ping,
+            "taps": self._set_taps,
+            **device_handlers(settings.data_dir),
+        }
         self.stopped = asyncio.Event()
 
     # -- persistence (edge autonomy) ------------------------------------------------------------

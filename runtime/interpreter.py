@@ -189,8 +189,7 @@ class SourceStep(Step):
             try:
                 await source.connect()
                 self.ctx.set_gauge("connected", 1)
-                self.recover()
-                self.ctx.set_health(Health.OK)
+                self.recover()  # clears only the runtime's own "not connected"; a source's warning stays
                 attempt = 0
                 if source.interval_s:
                     await self._poll(source, source.interval_s)

@@ -24,6 +24,8 @@ here (a failed read says nothing about the process).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from nodes.points import Event
@@ -107,6 +109,33 @@ class AlarmMachine:
     def restore(self, rows: Any) -> None:
         if isinstance(rows, list):
             self.states = {row[0]: list(row[1:7]) for row in rows if isinstance(row, list) and len(row) >= 7}
+
+
+def series_groups(series: list[str]) -> list[tuple[str, Sequence[int]]]:
+    """The batch indices of each series, in batch order within a series: ranges for runs of one
+    series (the usual layout of a poll), one dict pass when series are interleaved."""
+    n = len(series)
+    if not n:
+        return []
+    if series.count(series[0]) == n:
+        return [(series[0], range(n))]
+    limit = n // 16 + 1
+    runs = [(s, len(list(g))) for s, g in itertools.islice(itertools.groupby(series), limit + 1)]
+    if len(runs) <= limit:
+        groups: list[tuple[str, Sequence[int]]] = []
+        a = 0
+        for s, length in runs:
+            groups.append((s, range(a, a + length)))
+            a += length
+        return groups
+    by_series: dict[str, list[int]] = {}
+    for i, s in enumerate(series):
+        indices = by_series.get(s)
+        if indices is None:
+            by_series[s] = [i]
+        else:
+            indices.append(i)
+    return list(by_series.items())
 
 
 def timer_interval(*delays_s: float) -> float | None:

@@ -2,12 +2,12 @@
 
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
-from nodes.analytics.alarm import ACTIVE, NONE, PENDING_TS, AlarmMachine, make_event
+from nodes.analytics.alarm import ACTIVE, NONE, PENDING_TS, AlarmMachine, make_event, series_groups
 from nodes.host import NO_OUTPUT, Data, NodeContext, Operator, Outputs
 from nodes.points import Batch, Event, EventBatch, Value
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, events_out, points_in, points_out
@@ -76,50 +76,15 @@ class AnomalyConfig(NodeConfig, frozen=True):
             yield ConfigProblem("$.alarm", "the alarm has no name", "name the alarm")
 
 
-_TINY = 1e-12  # relative floor of the deviation, so a flat series scores a change as huge, not infinite
+_TINY = 1e-12  # the deviation of a flat series, so that a change scores huge instead of infinite
 
 
-class _Window:
-    """The last ``size`` samples of a series with running shifted sums (sample mean and deviation)."""
-
-    __slots__ = ("appended", "samples", "shift", "sum", "sumsq")
-
-    def __init__(self, size: int, samples: list[float] | None = None) -> None:
-        self.samples: deque[float] = deque(samples or (), maxlen=size)
-        self.appended = 0
-        self.shift = self.sum = self.sumsq = 0.0
-        self.recompute()
-
-    def recompute(self) -> None:
-        """Exact sums, shifted by the current mean (keeps the running sums from drifting)."""
-        n = len(self.samples)
-        self.shift = sum(self.samples) / n if n else 0.0
-        d = [x - self.shift for x in self.samples]
-        self.sum = sum(d)
-        self.sumsq = sum([x * x for x in d])
-        self.appended = 0
-
-    def score(self, x: float) -> float:
-        n = len(self.samples)
-        mean_d = self.sum / n
-        var = (self.sumsq - self.sum * mean_d) / (n - 1) if n > 1 else 0.0
-        std = math.sqrt(var) if var > 0 else 0.0
-        mean = self.shift + mean_d
-        return abs(x - mean) / max(std, _TINY * max(1.0, abs(mean)))
-
-    def append(self, x: float) -> None:
-        samples = self.samples
-        if len(samples) == samples.maxlen:
-            d = samples[0] - self.shift
-            self.sum -= d
-            self.sumsq -= d * d
-        samples.append(x)
-        d = x - self.shift
-        self.sum += d
-        self.sumsq += d * d
-        self.appended += 1
-        if self.appended >= (samples.maxlen or 1):
-            self.recompute()
+def _window_sums(samples: deque[float]) -> tuple[float, float, float]:
+    """(shift, sum, sum of squares) of the samples, shifted by their mean (exact, no drift)."""
+    n = len(samples)
+    shift = sum(samples) / n if n else 0.0
+    d = [x - shift for x in samples]
+    return shift, sum(d), sum([x * x for x in d])
 
 
 class Anomaly(Operator):
@@ -127,17 +92,20 @@ class Anomaly(Operator):
 
     ewma: mean and variance follow exponentially weighted updates (``mean += alpha * d``,
     ``var = (1 - alpha) * (var + alpha * d * d)`` with ``d = x - mean``); zscore: the sample mean
-    and deviation of the last ``window`` samples. A value is scored against the state *before* it
-    is added, once the series has ``min_samples`` samples; scores go out as ``<series>/score`` at
-    the value's time and quality. An alarm is raised while ``score > threshold`` (Event value: the
-    value; message: the score) and cleared at the first scored value at or below it. Non-numeric
-    values are ignored; BAD-quality values are ignored entirely (neither scored nor learned).
+    and deviation (n - 1) of the last ``window`` samples, kept as running sums shifted by the mean
+    and recomputed exactly every ``window`` samples. A value is scored against the state *before*
+    it is added, once the series has ``min_samples`` samples; scores go out as ``<series>/score``
+    at the value's time and quality (grouped by series). A zero deviation counts as 1e-12. An
+    alarm is raised while ``score > threshold`` (Event value: the value; message: the score) and
+    cleared at the first scored value at or below it. Non-numeric values are ignored; BAD-quality
+    values are ignored entirely (neither scored nor learned).
     """
 
     def __init__(self, config: AnomalyConfig, context: NodeContext) -> None:
         self._config = config
         self._ewma: dict[str, list[float]] = {}  # series -> [samples, mean, variance]
-        self._windows: dict[str, _Window] = {}
+        # series -> [samples, shift, sum, sum of squares, appended since the last exact recompute]
+        self._windows: dict[str, list[Any]] = {}
         self._names: dict[str, str] = {}
         self._machine = AlarmMachine()
 
@@ -145,74 +113,137 @@ class Anomaly(Operator):
         if not isinstance(data, Batch) or not data.ts:
             return NO_OUTPUT
         values: list[Any] = data.values  # numbers are told apart by class below
+        quality = data.quality
         c = self._config
-        ewma = c.method == "ewma"
-        alpha, min_samples, threshold = c.alpha, c.min_samples, c.threshold
+        threshold = c.threshold
         names = self._names
         machine = self._machine
         states = machine.states
-        out_ts: list[int] = []
+        ts = data.ts
+        score_series = self._ewma_scores if c.method == "ewma" else self._zscores
+        scored: list[int] = []
+        scores: list[float] = []
         out_series: list[str] = []
-        out_values: list[Value] = []
-        out_q: list[int] = []
         events: list[Event] = []
-        for t, s, x, q in zip(data.ts, data.series, values, data.quality, strict=True):
-            if q == 2 or ((cls := x.__class__) is not float and cls is not int):
-                continue
-            score: float | None = None
-            if ewma:
-                est = self._ewma.get(s)
-                if est is None:
-                    self._ewma[s] = [1, float(x), 0.0]
-                    continue
-                n, mean, var = est
-                if n >= min_samples:
-                    score = abs(x - mean) / max(math.sqrt(var), _TINY * max(1.0, abs(mean)))
-                d = x - mean
-                inc = alpha * d
-                est[0], est[1], est[2] = n + 1, mean + inc, (1.0 - alpha) * (var + d * inc)
-            else:
-                window = self._windows.get(s)
-                if window is None:
-                    window = self._windows[s] = _Window(c.window)
-                if len(window.samples) >= min_samples:
-                    score = window.score(x)
-                window.append(float(x))
-            if score is None:
+        for s, indices in series_groups(data.series):
+            begin = len(scored)
+            score_series(s, indices, values, quality, scored, scores)
+            count = len(scored) - begin
+            if not count:
                 continue
             name = names.get(s)
             if name is None:
                 name = names[s] = s + "/score"
-            out_ts.append(t)
-            out_series.append(name)
-            out_values.append(score)
-            out_q.append(q)
-            side = 1 if score > threshold else 0
+            out_series.extend([name] * count)
             st = states.get(s)
-            if st is None:
-                if not side:
-                    continue
-                st = machine.state(s)
-            elif not side and not st[ACTIVE] and st[PENDING_TS] == NONE:
-                continue
-            for transition in machine.step(s, st, t, x, side, not side, now_ns):
-                state = transition[2]
-                if state == "raise":
-                    message = f"{s} is anomalous: {x} is {score:.2f} standard deviations from its recent mean"
-                else:
-                    message = f"{s} is back to normal: {x} is {score:.2f} standard deviations from its recent mean"
-                events.append(make_event(transition, alarm=c.alarm, severity=c.severity, message=message))
-        outputs: list[tuple[str, Data]] = []
-        if out_ts:
-            outputs.append(("out", Batch(out_ts, out_series, out_values, out_q)))
+            k, end = begin, begin + count
+            while k < end:
+                if st is None or (not st[ACTIVE] and st[PENDING_TS] == NONE):
+                    # Nothing raised or pending: skip to the next score above the threshold.
+                    k = next((j for j in range(k, end) if scores[j] > threshold), end)
+                    if k == end:
+                        break
+                    if st is None:
+                        st = machine.state(s)
+                score = scores[k]
+                side = 1 if score > threshold else 0
+                i = scored[k]
+                x = values[i]
+                for transition in machine.step(s, st, ts[i], x, side, not side, now_ns):
+                    what = "is anomalous" if transition[2] == "raise" else "is back to normal"
+                    message = f"{s} {what}: {x} is {score:.2f} standard deviations from its recent mean"
+                    events.append(make_event(transition, alarm=c.alarm, severity=c.severity, message=message))
+                k += 1
+        if not scored:
+            return NO_OUTPUT
+        out_values: list[Value] = list(scores)
+        outputs: list[tuple[str, Data]] = [
+            ("out", Batch([ts[i] for i in scored], out_series, out_values, [quality[i] for i in scored]))
+        ]
         if events:
             outputs.append(("events", EventBatch(events)))
         return outputs
 
+    def _ewma_scores(
+        self,
+        s: str,
+        indices: Sequence[int],
+        values: list[Any],
+        quality: list[int],
+        scored: list[int],
+        scores: list[float],
+    ) -> None:
+        alpha, min_samples = self._config.alpha, self._config.min_samples
+        keep = 1.0 - alpha
+        sqrt = math.sqrt
+        est = self._ewma.get(s)
+        n, mean, var = (0, 0.0, 0.0) if est is None else est
+        for i in indices:
+            x = values[i]
+            if quality[i] == 2 or ((cls := x.__class__) is not float and cls is not int):
+                continue
+            if n >= min_samples:
+                dev = x - mean if x >= mean else mean - x
+                scored.append(i)
+                scores.append(dev / (sqrt(var) if var > 0.0 else _TINY))
+            if n:
+                d = x - mean
+                inc = alpha * d
+                mean += inc
+                var = keep * (var + d * inc)
+            else:
+                mean, var = float(x), 0.0
+            n += 1
+        if n:
+            self._ewma[s] = [n, mean, var]
+
+    def _zscores(
+        self,
+        s: str,
+        indices: Sequence[int],
+        values: list[Any],
+        quality: list[int],
+        scored: list[int],
+        scores: list[float],
+    ) -> None:
+        size, min_samples = self._config.window, self._config.min_samples
+        sqrt = math.sqrt
+        state = self._windows.get(s)
+        if state is None:
+            state = self._windows[s] = [deque(maxlen=size), 0.0, 0.0, 0.0, 0]
+        samples: deque[float] = state[0]
+        shift, total, sumsq, appended = state[1], state[2], state[3], state[4]
+        n = len(samples)
+        for i in indices:
+            x = values[i]
+            if quality[i] == 2 or ((cls := x.__class__) is not float and cls is not int):
+                continue
+            if n >= min_samples:
+                mean_d = total / n
+                var = (sumsq - total * mean_d) / (n - 1) if n > 1 else 0.0
+                dev = x - shift - mean_d
+                scored.append(i)
+                scores.append((dev if dev >= 0 else -dev) / (sqrt(var) if var > 0.0 else _TINY))
+            if n == size:
+                d = samples[0] - shift
+                total -= d
+                sumsq -= d * d
+            else:
+                n += 1
+            samples.append(x)
+            d = x - shift
+            total += d
+            sumsq += d * d
+            appended += 1
+            if appended >= size:
+                shift, total, sumsq = _window_sums(samples)
+                appended = 0
+        state[1], state[2], state[3], state[4] = shift, total, sumsq, appended
+
     def snapshot(self) -> Any:
         return {
             "ewma": {s: list(est) for s, est in self._ewma.items()},
-            "windows": {s: list(w.samples) for s, w in self._windows.items()},
+            "windows": {s: list(w[0]) for s, w in self._windows.items()},
             "alarms": self._machine.snapshot(),
         }
 
@@ -221,7 +252,10 @@ class Anomaly(Operator):
             return
         self._ewma = {s: [int(e[0]), float(e[1]), float(e[2])] for s, e in state.get("ewma", {}).items()}
         size = self._config.window
-        self._windows = {s: _Window(size, [float(x) for x in xs]) for s, xs in state.get("windows", {}).items()}
+        self._windows = {}
+        for s, xs in state.get("windows", {}).items():
+            samples: deque[float] = deque((float(x) for x in xs), maxlen=size)
+            self._windows[s] = [samples, *_window_sums(samples), 0]
         self._machine.restore(state.get("alarms"))
 
 

@@ -267,6 +267,9 @@ class OpcUaSubscribeSource(Source):
         self._generation = 0
         self._lost: str | None = None
         self._oc: ModuleType | None = None
+        # A warning found while connecting, re-applied by the first read: the runtime resets the
+        # health to OK after a successful connect.
+        self._warning: str | None = None
 
     # -- runtime contract ------------------------------------------------------------------------
 
@@ -275,6 +278,7 @@ class OpcUaSubscribeSource(Source):
 
         self._oc = oc
         await self._teardown()
+        self._lost = self._warning = None
         config, ctx = self._config, self._ctx
         credential: Credential | None = None
         if config.credential:
@@ -303,7 +307,7 @@ class OpcUaSubscribeSource(Source):
             self._fail(
                 f"subscribing failed: {oc.describe_error(exc, opened.endpoint, timeout_s=self.connect_timeout_s)}", exc
             )
-        self._client, self._subscription, self._lost = client, subscription, None
+        self._client, self._subscription = client, subscription
         warnings = list(opened.warnings)
         now = ctx.now_ns()
         for failure in failures:
@@ -315,12 +319,16 @@ class OpcUaSubscribeSource(Source):
             )
         ctx.set_gauge("connected", 1)
         ctx.set_gauge("monitored_items", len(config.nodes) - len(failures))
-        if warnings:
-            ctx.set_health(Health.WARNING, "; ".join(warnings))
+        self._warning = "; ".join(warnings) or None
+        if self._warning:
+            ctx.set_health(Health.WARNING, self._warning)
         else:
             ctx.set_health(Health.OK, f"subscribed to {len(config.nodes)} node(s) on {opened.endpoint}")
 
     async def read(self) -> Batch | None:
+        if self._warning is not None:
+            self._ctx.set_health(Health.WARNING, self._warning)
+            self._warning = None
         while not self._pending:
             if self._lost is None and self._client is None:
                 self._lost = "not connected"

@@ -189,10 +189,18 @@ class Simulator(Source):
         offset, amplitude = tag.offset, tag.amplitude
         period = max(1, round(tag.period_s * 1e9))
         values: list[Any]
+        n = len(ts)
+        # With a whole-nanosecond interval, the phase of tick j is phase0 + j * step: float
+        # arithmetic on small numbers instead of a big-int modulo per point.
+        step = self._num // self._den if self._num % self._den == 0 else None
         if tag.signal == "sine":
             w = 2.0 * math.pi / period
             sin = math.sin
-            values = [offset + amplitude * sin((t % period) * w) for t in ts]
+            if step is not None:
+                phase0, dphase = (ts[0] % period) * w, step * w
+                values = [offset + amplitude * sin(phase0 + dphase * j) for j in range(n)]
+            else:
+                values = [offset + amplitude * sin((t % period) * w) for t in ts]
         elif tag.signal == "ramp":
             values = [offset + amplitude * ((t % period) / period) for t in ts]
         elif tag.signal == "step":
@@ -200,14 +208,14 @@ class Simulator(Source):
             values = [offset if 2 * (t % period) < period else high for t in ts]
         elif tag.signal == "counter":
             origin = self._first_tick if self._first_tick is not None else ticks.start
-            step = tag.step
-            if float(offset).is_integer() and float(step).is_integer():
-                base, inc = int(offset), int(step)
+            increment = tag.step
+            if float(offset).is_integer() and float(increment).is_integer():
+                base, inc = int(offset), int(increment)
                 values = [base + inc * (k - origin) for k in ticks]
             else:
-                values = [offset + step * (k - origin) for k in ticks]
+                values = [offset + increment * (k - origin) for k in ticks]
         else:
-            return self._random_walk(tag, len(ts))
+            return self._random_walk(tag, n)
         if tag.min is not None or tag.max is not None:
             lo = -math.inf if tag.min is None else tag.min
             hi = math.inf if tag.max is None else tag.max
@@ -221,14 +229,14 @@ class Simulator(Source):
         steps = [(r() - 0.5) * spread for _ in range(n - 1)]
         start = self._walk[tag.tag]
         if tag.min is None and tag.max is None:
-            values = list(itertools.accumulate(steps, initial=start))
+            values: list[Any] = list(itertools.accumulate(steps, initial=start))
         else:
             lo = -math.inf if tag.min is None else tag.min
             hi = math.inf if tag.max is None else tag.max
             values = list(itertools.accumulate(steps, lambda a, b: min(max(a + b, lo), hi), initial=start))
         # The next read continues one step after the last value emitted.
         self._walk[tag.tag] = _clamp(values[-1] + (r() - 0.5) * spread, tag.min, tag.max)
-        return list(values)
+        return values
 
     def snapshot(self) -> Any:
         return {

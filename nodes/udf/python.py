@@ -1,13 +1,16 @@
 """``udf.python``: user Python code that processes each batch of points in a sandbox."""
 
-import ast
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
+from nodes.host import NO_OUTPUT, AsyncOperator, Data, Health, NodeContext, Outputs
+from nodes.points import Batch
 from nodes.spec import Category, ConfigProblem, NodeConfig, NodeSpec, points_in, points_out
+from nodes.udf.sandbox import policy
+from nodes.udf.sandbox.pool import Outcome, PoolSettings, UdfStartError, WorkerPool
 
 DEFAULT_CODE = '''\
 def process(batch, state):
@@ -27,57 +30,28 @@ def process(batch, state):
     return batch
 '''
 
-_HINT_SIGNATURE = "define a top-level function: def process(batch, state): ... return batch"
-
 
 def code_problems(code: str, path: str = "$.code") -> Iterator[ConfigProblem]:
-    """Parse ``code`` (never compile or run it) and check that it defines ``process(batch, state)``."""
-    try:
-        # ast.parse only builds a syntax tree: no statement, default value or decorator is evaluated.
-        tree = ast.parse(code, filename="<udf>", mode="exec")
-    except SyntaxError as e:
-        yield ConfigProblem(path, f"syntax error: {e.msg}", "fix the Python syntax", line=e.lineno, column=e.offset)
-        return
-    except (ValueError, RecursionError, MemoryError) as e:
-        yield ConfigProblem(path, f"the code cannot be parsed: {e}", "simplify the code")
-        return
-    defs = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "process"
-    ]
-    if not defs:
-        yield ConfigProblem(path, "no top-level function named process", _HINT_SIGNATURE)
-        return
-    fn = defs[-1]
-    if isinstance(fn, ast.AsyncFunctionDef):
-        yield ConfigProblem(
-            path,
-            "process must be a plain function, not async",
-            _HINT_SIGNATURE,
-            line=fn.lineno,
-            column=fn.col_offset + 1,
-        )
-        return
-    args = fn.args
-    positional = [*args.posonlyargs, *args.args]
-    required = len(positional) - len(args.defaults)
-    required_kwonly = [a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True) if default is None]
-    if required > 2 or (len(positional) < 2 and args.vararg is None) or required_kwonly:
-        yield ConfigProblem(
-            path,
-            "process must take two parameters: batch and state",
-            _HINT_SIGNATURE,
-            line=fn.lineno,
-            column=fn.col_offset + 1,
-        )
+    """The sandbox policy's verdict on ``code`` (see :mod:`nodes.udf.sandbox.policy`): syntax, the
+    ``process(batch, state)`` signature, imports, names, attributes and top-level statements.
+
+    The code is parsed and compiled, never run: no statement, default value or decorator is evaluated.
+    """
+    for error in policy.check(code):
+        yield ConfigProblem(path, error.message, error.hint, line=error.line, column=error.column)
 
 
 class PythonUdfConfig(NodeConfig, frozen=True):
     """
     Runs your own Python function on every batch of points, in a sandboxed worker process with a
-    time and memory limit. The function process(batch, state) returns the points to pass on; state
-    keeps values between batches.
+    time and memory limit. The function process(batch, state) returns the points to pass on (the
+    batch, changed or replaced, or None for nothing); state keeps values between batches and is
+    saved as plain data (numbers, text, booleans, None, lists and dicts).
+    The code may import only bisect, cmath, collections, datetime, decimal, fractions, functools,
+    heapq, itertools, json, math, operator, random, re, statistics, struct and time; it has no file,
+    network or process access, and names or attributes starting with an underscore are refused.
+    At the top level only imports, definitions and constant assignments are allowed. A call that
+    fails, times out or returns too much drops its batch; print() output goes to the debug view.
     """
 
     code: Annotated[
@@ -98,9 +72,15 @@ class PythonUdfConfig(NodeConfig, frozen=True):
             description="Longest time one call of process may take, in milliseconds; longer calls are stopped.",
         ),
     ] = 1000
-    memory_mb: Annotated[int, Meta(ge=16, le=2048, description="Memory limit of the worker process, in megabytes.")] = (
-        256
-    )
+    memory_mb: Annotated[
+        int,
+        Meta(
+            ge=16,
+            le=2048,
+            description="Memory the function may use in its worker process, in megabytes (on top of the "
+            "worker's own footprint); a call that needs more fails with an out-of-memory error.",
+        ),
+    ] = 256
     workers: Annotated[
         int,
         Meta(ge=1, le=8, description="Number of sandboxed worker processes that run the function in parallel."),
@@ -117,6 +97,123 @@ class PythonUdfConfig(NodeConfig, frozen=True):
         yield from code_problems(self.code)
 
 
+# Per-node counters (heartbeats): timeouts, restarts, crashes, user_errors, violations,
+# output_errors, memory_errors, dropped_batches, dropped_points.
+_COUNTERS: dict[str, str] = {
+    "timeout": "timeouts",
+    "crash": "crashes",
+    "exception": "user_errors",
+    "violation": "violations",
+    "output": "output_errors",
+    "memory": "memory_errors",
+    "unavailable": "unavailable",
+    "broken": "broken",
+}
+
+
+class PythonUdf(AsyncOperator):
+    """Runtime behaviour: each batch goes to a sandboxed worker process (see :mod:`nodes.udf.sandbox`).
+
+    The constructor checks the code against the policy and raises ``ValueError`` with every problem
+    (line and column) when it is refused; the workers start on :meth:`start` or the first batch,
+    and a worker that refuses or fails to load the code makes :meth:`start` raise
+    :class:`~nodes.udf.sandbox.pool.UdfStartError`. Failures of single batches never raise: the
+    batch is dropped and counted (``dropped_batches``, ``dropped_points`` and one of ``timeouts``,
+    ``crashes``, ``user_errors``, ``violations``, ``output_errors``, ``memory_errors``; worker
+    restarts as ``restarts``), health turns ERROR with the reason (the user's line number for an
+    exception), and the next good batch sets it back to OK. ``print`` output goes to the debug view.
+
+    ``snapshot()`` is the state as last saved from the workers (at most ``state_sync_s`` = 1 s old;
+    exact after ``close()``): ``{"states": [state of worker 0, ...]}``.
+    """
+
+    def __init__(self, config: PythonUdfConfig, context: NodeContext, *, check_policy: bool = True) -> None:
+        errors = policy.check(config.code)
+        if errors and check_policy:
+            raise ValueError(f"udf.python {context.node_id}: the code was refused: {policy.describe(errors)}")
+        self._context = context
+        self._timeout_ms = config.timeout_ms
+        self._pool = WorkerPool(
+            PoolSettings(
+                code=config.code,
+                timeout_s=config.timeout_ms / 1000,
+                memory_mb=config.memory_mb,
+                workers=config.workers,
+                state_init=dict(config.state_init),
+                check_policy=check_policy,
+            )
+        )
+        self._unhealthy = False
+
+    @property
+    def pool(self) -> WorkerPool:
+        return self._pool
+
+    async def start(self) -> None:
+        """Start the workers now rather than on the first batch; raises UdfStartError if the code fails to load."""
+        try:
+            await self._pool.start()
+        except UdfStartError as e:
+            self._context.set_health(Health.ERROR, str(e))
+            self._unhealthy = True
+            raise
+
+    async def process(self, port: str, data: Data, now_ns: int) -> Outputs:
+        if not isinstance(data, Batch) or not data.ts:
+            return NO_OUTPUT
+        restarts = self._pool.restarts
+        outcome = await self._pool.run(data)
+        if self._pool.restarts != restarts:
+            self._context.count("restarts", self._pool.restarts - restarts)
+        self._debug(outcome)
+        if outcome.batch is None:
+            self._dropped(outcome, len(data.ts))
+            return NO_OUTPUT
+        if outcome.warning:
+            self._context.set_health(Health.WARNING, outcome.warning)
+            self._unhealthy = True
+        elif self._unhealthy:
+            self._context.set_health(Health.OK)
+            self._unhealthy = False
+        return (("out", outcome.batch),) if outcome.batch.ts else NO_OUTPUT
+
+    def _dropped(self, outcome: Outcome, points: int) -> None:
+        ctx = self._context
+        ctx.count(_COUNTERS.get(outcome.kind, "errors"))
+        ctx.count("dropped_batches")
+        ctx.count("dropped_points", points)
+        if outcome.kind == "exception":
+            where = f"line {outcome.line}: " if outcome.line is not None else ""
+            message = f"{where}{outcome.message}" if outcome.message else f"{where}the function raised an exception"
+        elif outcome.kind == "violation":
+            where = f"line {outcome.line}: " if outcome.line is not None else ""
+            message = f"{where}{outcome.message}"
+        else:
+            message = outcome.message
+        if not message.endswith("(batch dropped)"):
+            message += " (batch dropped)"
+        ctx.set_health(Health.ERROR, message)
+        self._unhealthy = True
+
+    def _debug(self, outcome: Outcome) -> None:
+        for line in outcome.log:
+            self._context.debug({"node": self._context.node_id, "print": line})
+
+    def snapshot(self) -> Any:
+        return {"states": self._pool.snapshot()}
+
+    def restore(self, state: Any) -> None:
+        if isinstance(state, dict) and isinstance(state.get("states"), list):
+            self._pool.restore(state["states"])
+
+    async def sync_state(self) -> None:
+        """Fetch the workers' current state so that :meth:`snapshot` is exact."""
+        await self._pool.sync_state()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
 EXAMPLE = PythonUdfConfig(code=DEFAULT_CODE, timeout_ms=1000, memory_mb=256, workers=1, state_init={"points_seen": 0})
 
 SPEC = NodeSpec(
@@ -131,4 +228,5 @@ SPEC = NodeSpec(
     outputs=(points_out(),),
     stateful=True,
     icon="code",
+    behaviour=PythonUdf,
 )

@@ -45,21 +45,34 @@ ACC_SIZE = 11
 _NUMERIC_TYPES = frozenset({int, float})
 _BAD = 2
 
+# (series, pane start, times, values, qualities, times known to be in order)
+_Group = tuple[str, int, list[int], list[Any], list[int], bool]
 
-def _group_stats(vals: list[Any], tss: list[int], qs: list[int], need_var: bool) -> list[Any]:
-    """The accumulator of one group of numeric values (``vals``, their times and qualities)."""
+
+def _group_stats(
+    vals: list[Any], tss: list[int], qs: list[int], in_order: bool, need_minmax: bool, need_var: bool
+) -> list[Any]:
+    """The accumulator of one group of numeric values, their times and qualities; ``in_order``:
+    the times are known to be non-decreasing. Unrequested statistics are left at zero."""
     n = len(vals)
     total = sum(vals)
-    t0 = min(tss)
-    t1 = max(tss)
-    i0 = 0 if tss[0] == t0 else tss.index(t0)
-    i1 = n - 1 if tss[-1] == t1 else n - 1 - tss[::-1].index(t1)
+    if in_order:
+        t0, t1, i0, i1 = tss[0], tss[-1], 0, n - 1
+    else:
+        t0 = min(tss)
+        t1 = max(tss)
+        i0 = tss.index(t0)
+        i1 = n - 1 - tss[::-1].index(t1)
     if need_var:
         mean = total / n
         m2 = sum([(d := v - mean) * d for v in vals])
     else:
         mean = m2 = 0.0
-    return [n, total, mean, m2, min(vals), max(vals), t0, vals[i0], t1, vals[i1], max(qs)]
+    if need_minmax:
+        lo, hi = min(vals), max(vals)
+    else:
+        lo = hi = 0
+    return [n, total, mean, m2, lo, hi, t0, vals[i0], t1, vals[i1], max(qs)]
 
 
 def _merge(acc: list[Any], other: Sequence[Any], need_var: bool) -> None:
@@ -106,6 +119,7 @@ class WindowOperator(Operator):
         self._lateness = round(allowed_lateness_s * 1e9)
         self._aggregates = tuple(aggregates)
         self._need_var = "stddev" in self._aggregates
+        self._need_minmax = "min" in self._aggregates or "max" in self._aggregates
         self._emit_empty = emit_empty
         # Output series suffixes: the series key itself with one aggregate, <series>/<agg> otherwise.
         self._suffixes = ("",) if len(self._aggregates) == 1 else tuple("/" + a for a in self._aggregates)
@@ -120,34 +134,25 @@ class WindowOperator(Operator):
     def process(self, port: str, data: Data, now_ns: int) -> Outputs:
         if not isinstance(data, Batch) or not data.ts:
             return NO_OUTPUT
-        ts, series, values, quality = data.ts, data.series, data.values, data.quality
         states = self._series
         panes_by_series = self._panes
-        need_var = self._need_var
-        pane, window = self._pane, self._window
+        need_var, need_minmax = self._need_var, self._need_minmax
+        window = self._window
         timer_closed = self._timer_closed
         touched: dict[str, int] = {}  # series -> latest event time in this batch
         late = 0
         non_numeric = 0
-        for s, p, sel in self._groups(ts, series):
-            if isinstance(sel, slice):
-                tss = ts[sel]
-                vals = values[sel]
-                qs = quality[sel]
-            else:
-                tss = [ts[i] for i in sel]
-                vals = [values[i] for i in sel]
-                qs = [quality[i] for i in sel]
+        for s, p, tss, vals, qs, in_order in self._groups(data):
             st = states.get(s)
             if st is None:
                 st = states[s] = [NEVER, NEVER, NEVER]
-            if p + window <= max(st[1], timer_closed):  # every window holding this pane has closed
-                late += len(tss)
+            if p + window <= (st[1] if st[1] > timer_closed else timer_closed):
+                late += len(tss)  # every window holding this pane has closed
                 continue
-            tmax = max(tss)
+            tmax = tss[-1] if in_order else max(tss)
             if tmax > touched.get(s, NEVER):
                 touched[s] = tmax
-            if not set(map(type, vals)) <= _NUMERIC_TYPES:
+            if not _NUMERIC_TYPES.issuperset(map(type, vals)):
                 keep = [i for i, v in enumerate(vals) if v.__class__ in _NUMERIC_TYPES]
                 non_numeric += len(vals) - len(keep)
                 if not keep:
@@ -155,7 +160,7 @@ class WindowOperator(Operator):
                 vals = [vals[i] for i in keep]
                 tss = [tss[i] for i in keep]
                 qs = [qs[i] for i in keep]
-            stats = _group_stats(vals, tss, qs, need_var)
+            stats = _group_stats(vals, tss, qs, in_order, need_minmax, need_var)
             panes = panes_by_series.get(s)
             if panes is None:
                 panes = panes_by_series[s] = {}
@@ -169,7 +174,7 @@ class WindowOperator(Operator):
         if non_numeric:
             self._context.count("non_numeric", non_numeric)
         out = _Output()
-        lateness = self._lateness
+        lateness, pane = self._lateness, self._pane
         for s, tmax in touched.items():
             st = states[s]
             if tmax > st[0]:
@@ -183,46 +188,65 @@ class WindowOperator(Operator):
                 st[1] = closed
         return out.outputs()
 
-    def _groups(self, ts: list[int], series: list[str]) -> list[tuple[str, int, slice | list[int]]]:
-        """(series, pane start, points) groups of a batch: slices of runs of one series in time
-        order (found with bisect, the common case), index lists otherwise."""
-        pane = self._pane
+    def _groups(self, data: Batch) -> list[_Group]:
+        """The batch's points grouped by (series, pane): (series, pane start, times, values,
+        qualities, times-in-order). Runs of one series are cut with slices (the common layout:
+        a device's poll, series after series), interleaved series go through one dict pass."""
+        ts, series, values, quality = data.ts, data.series, data.values, data.quality
         n = len(ts)
-        runs = [(s, len(list(g))) for s, g in itertools.groupby(series)]
-        groups: list[tuple[str, int, slice | list[int]]] = []
-        if len(runs) * 16 > n:  # fragmented (interleaved series): one dict pass
-            return self._dict_groups(ts, series, range(n))
-        a = 0
-        for s, length in runs:
-            b = a + length
-            tss = ts[a:b]
-            if length == 1 or sorted(tss) == tss:
-                i = 0
-                while i < length:
-                    t = tss[i]
-                    p = t - t % pane
-                    j = bisect.bisect_left(tss, p + pane, i)
-                    groups.append((s, p, slice(a + i, a + j)))
-                    i = j
+        groups: list[_Group] = []
+        if series.count(series[0]) == n:
+            self._split(series[0], ts, values, quality, groups)
+            return groups
+        limit = n // 16 + 1
+        runs = [(s, len(list(g))) for s, g in itertools.islice(itertools.groupby(series), limit + 1)]
+        if len(runs) <= limit:
+            a = 0
+            for s, length in runs:
+                b = a + length
+                self._split(s, ts[a:b], values[a:b], quality[a:b], groups)
+                a = b
+            return groups
+        by_series: dict[str, list[int]] = {}
+        for i, s in enumerate(series):
+            indices = by_series.get(s)
+            if indices is None:
+                by_series[s] = [i]
             else:
-                groups.extend(self._dict_groups(ts, series, range(a, b)))
-            a = b
+                indices.append(i)
+        for s, idx in by_series.items():
+            self._split(s, [ts[i] for i in idx], [values[i] for i in idx], [quality[i] for i in idx], groups)
         return groups
 
-    def _dict_groups(
-        self, ts: list[int], series: list[str], indices: range
-    ) -> list[tuple[str, int, slice | list[int]]]:
+    def _split(self, s: str, tss: list[int], vals: list[Any], qs: list[int], groups: list[_Group]) -> None:
+        """Cut one series' points into panes."""
         pane = self._pane
-        found: dict[tuple[str, int], list[int]] = {}
-        for i in indices:
-            t = ts[i]
-            key = (series[i], t - t % pane)
-            group = found.get(key)
-            if group is None:
-                found[key] = [i]
+        n = len(tss)
+        first, last = tss[0], tss[-1]
+        p = first - first % pane
+        ordered = n == 1 or sorted(tss) == tss
+        if ordered and last - last % pane == p:
+            groups.append((s, p, tss, vals, qs, True))  # one pane, in order (the usual poll)
+            return
+        if ordered:
+            i = 0
+            while i < n:
+                t = tss[i]
+                p = t - t % pane
+                j = bisect.bisect_left(tss, p + pane, i)
+                groups.append((s, p, tss[i:j], vals[i:j], qs[i:j], True))
+                i = j
+            return
+        by_pane: dict[int, list[int]] = {}
+        for i, t in enumerate(tss):
+            p = t - t % pane
+            indices = by_pane.get(p)
+            if indices is None:
+                by_pane[p] = [i]
             else:
-                group.append(i)
-        return [(s, p, idx) for (s, p), idx in found.items()]
+                indices.append(i)
+        for p, idx in by_pane.items():
+            groups.append((s, p, [tss[i] for i in idx], [vals[i] for i in idx], [qs[i] for i in idx], False))
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -259,10 +283,12 @@ class WindowOperator(Operator):
                         if e > start:
                             found.add(e)
                 ends = sorted(found)
-        if self._emit_empty and st[2] != NEVER:
-            first = max(st[2], start) + pane
-            count = (closed - first) // pane + 1
-            if count > 0:
+        # emit_empty: every window after the series' first one, data or not (the latest
+        # MAX_EMPTY_WINDOWS of a long gap).
+        origin = st[2] if st[2] != NEVER else (ends[0] if ends else NEVER)
+        if self._emit_empty and origin != NEVER:
+            first = max(origin, start) + pane
+            if first <= closed:
                 first = max(first, closed - (MAX_EMPTY_WINDOWS - 1) * pane)
                 ends = sorted(set(ends).union(range(first, closed + 1, pane)))
         need_var = self._need_var
@@ -284,7 +310,7 @@ class WindowOperator(Operator):
             if acc is not None:
                 self._emit(s, e, acc, out)
                 st[2] = e
-            elif self._emit_empty and st[2] != NEVER:
+            elif self._emit_empty:
                 self._emit_nothing(s, e, out)
                 st[2] = e
         if panes:

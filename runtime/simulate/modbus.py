@@ -497,13 +497,13 @@ class ModbusSimulator:
         """The register map that reads every tag (the same for every device)."""
         return [t.register() for t in self.tags]
 
-    def read_config(self, device: int = 0, **overrides: Any) -> ModbusReadConfig:
-        """A complete ``modbus.read`` config for device number ``device``; ``overrides`` replace fields."""
+    def read_config(self, index: int = 0, /, **overrides: Any) -> ModbusReadConfig:
+        """A complete ``modbus.read`` config for device number ``index``; ``overrides`` replace fields."""
         fields: dict[str, Any] = {
             "host": self.config.host,
-            "port": self.ports[device],
-            "unit_id": self.units[device],
-            "registers": self.register_map(device),
+            "port": self.ports[index],
+            "unit_id": self.units[index],
+            "registers": self.register_map(index),
         }
         fields.update(overrides)
         return ModbusReadConfig(**fields)
@@ -553,9 +553,14 @@ class ModbusSimulator:
                 await server.stop()
 
 
-async def serve(config: ModbusSimConfig | Mapping[str, Any]) -> ModbusSimulator:
-    """Start the simulated devices of ``config`` (a :class:`ModbusSimConfig` or a dict of its fields)."""
-    if not isinstance(config, ModbusSimConfig):
+async def serve(config: ModbusSimConfig | Mapping[str, Any] | None = None) -> ModbusSimulator:
+    """Start the simulated devices of ``config`` (a :class:`ModbusSimConfig` or a dict of its fields).
+
+    Returns the running simulator; ``await simulator.stop()`` ends it.
+    """
+    if config is None:
+        config = ModbusSimConfig()
+    elif not isinstance(config, ModbusSimConfig):
         config = msgspec.convert(dict(config), ModbusSimConfig)
     simulator = ModbusSimulator(config)
     await simulator.start()
@@ -615,9 +620,13 @@ def config_from_args(args: argparse.Namespace) -> ModbusSimConfig:
     return msgspec.convert(fields, ModbusSimConfig)
 
 
-def add_cli(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``modbus`` under ``proxus simulate``; its handler is ``run_cli(args, *_)`` → exit code."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Register ``modbus`` under the ``proxus simulate`` sub-command parsers.
+
+    The parser's default ``handler(args, catalog) -> int`` (:func:`run_cli`) runs the simulator until
+    SIGINT/SIGTERM.
+    """
+    parser = subparsers.add_parser(
         "modbus", help="simulate Modbus TCP devices", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
     configure_parser(parser)
@@ -639,7 +648,7 @@ async def _run(config: ModbusSimConfig) -> None:
         await simulator.stop()
 
 
-def run_cli(args: argparse.Namespace, *_: Any) -> int:
+def run_cli(args: argparse.Namespace, catalog: object = None) -> int:
     """Run the simulator until SIGINT/SIGTERM (or print the register map with ``--print-map``)."""
     try:
         config = config_from_args(args)

@@ -42,16 +42,15 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from asyncua import ua
-from asyncua.common.node import Node
-from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.server.server import Server
-from asyncua.ua.object_ids import ObjectIds
-
-from nodes.device.opcua_client import certificate_usable, generate_certificate
 from proxus.services.ports import free_port
+
+if TYPE_CHECKING:  # asyncua is slow to import: the CLI only loads it when the server starts
+    from asyncua import ua
+    from asyncua.common.node import Node
+    from asyncua.crypto.permission_rules import User
+    from asyncua.server.server import Server
 
 __all__ = ["NAMESPACE_URI", "OpcUaSimConfig", "OpcUaSimulator", "add_cli", "serve"]
 
@@ -64,19 +63,20 @@ PRODUCT_URI = "urn:proxus:simulator"
 TagType = Literal["double", "float", "int32", "int64", "uint32", "boolean", "string"]
 SecurityOption = Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]
 
-_VARIANT: dict[str, ua.VariantType] = {
-    "double": ua.VariantType.Double,
-    "float": ua.VariantType.Float,
-    "int32": ua.VariantType.Int32,
-    "int64": ua.VariantType.Int64,
-    "uint32": ua.VariantType.UInt32,
-    "boolean": ua.VariantType.Boolean,
-    "string": ua.VariantType.String,
+# Names of ua.VariantType and ua.SecurityPolicyType members.
+_VARIANT: dict[str, str] = {
+    "double": "Double",
+    "float": "Float",
+    "int32": "Int32",
+    "int64": "Int64",
+    "uint32": "UInt32",
+    "boolean": "Boolean",
+    "string": "String",
 }
-_POLICY: dict[str, ua.SecurityPolicyType] = {
-    "None": ua.SecurityPolicyType.NoSecurity,
-    "Basic256Sha256_Sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
-    "Basic256Sha256_SignAndEncrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+_POLICY: dict[str, str] = {
+    "None": "NoSecurity",
+    "Basic256Sha256_Sign": "Basic256Sha256_Sign",
+    "Basic256Sha256_SignAndEncrypt": "Basic256Sha256_SignAndEncrypt",
 }
 _ALL_SECURITY: tuple[SecurityOption, ...] = ("None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt")
 MACHINE_TAGS: tuple[str, ...] = ("Speed", "Temperature", "State", "Counter", "Setpoint")
@@ -122,6 +122,8 @@ class _Users:
     def get_user(
         self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
     ) -> User | None:
+        from asyncua.crypto.permission_rules import User, UserRole
+
         if username is None:
             return User(role=UserRole.User) if self._anonymous else None
         if self._username is None:  # no user configured: any user name is accepted
@@ -134,6 +136,8 @@ class _Users:
 
 
 def _string_node_id(name: str, namespace: int) -> ua.NodeId:
+    from asyncua import ua
+
     return ua.NodeId(ua.String(name), ua.Int16(namespace))
 
 
@@ -156,7 +160,7 @@ class OpcUaSimulator:
         self._server: Server | None = None
         self._updater: asyncio.Task[None] | None = None
         self._nodes: dict[str, Node] = {}
-        self._types: dict[str, ua.VariantType] = {}
+        self._types: dict[str, str] = {}  # tag → ua.VariantType name
         self._values: dict[str, Any] = {
             "Speed": 1500.0,
             "Temperature": 65.0,
@@ -169,13 +173,7 @@ class OpcUaSimulator:
             name = f"Tag{i + 1:03d}"
             self._types[name] = _VARIANT[kind]
             self._values[name] = _new_signal_value(kind, i, 0, 0.0, random.Random(i))
-        self._types.update(
-            Speed=ua.VariantType.Double,
-            Temperature=ua.VariantType.Double,
-            State=ua.VariantType.Int32,
-            Counter=ua.VariantType.UInt32,
-            Setpoint=ua.VariantType.Double,
-        )
+        self._types.update(Speed="Double", Temperature="Double", State="Int32", Counter="UInt32", Setpoint="Double")
         self._rng = random.Random(config.seed)
         self._tick = 0
         self._started_at = time.monotonic()
@@ -271,6 +269,8 @@ class OpcUaSimulator:
         return [*MACHINE_TAGS, *(f"Tag{i + 1:03d}" for i in range(self.config.tags))]
 
     def _ensure_certificate(self) -> None:
+        from nodes.device.opcua_client import certificate_usable, generate_certificate
+
         if certificate_usable(self.server_certificate, self.server_key, self.application_uri, None):
             return
         hostname = socket.gethostname()
@@ -287,6 +287,10 @@ class OpcUaSimulator:
         self.server_certificate.write_bytes(cert)
 
     async def _start_server(self) -> Server:
+        from asyncua import ua
+        from asyncua.server.server import Server
+        from asyncua.ua.object_ids import ObjectIds
+
         config = self.config
         server = Server(user_manager=_Users(config))  # type: ignore[arg-type]
         await server.init()
@@ -299,7 +303,7 @@ class OpcUaSimulator:
         if any(s != "None" for s in config.security):
             await server.load_certificate(self.server_certificate)
             await server.load_private_key(self.server_key)
-        server.set_security_policy([_POLICY[s] for s in config.security])
+        server.set_security_policy([ua.SecurityPolicyType[_POLICY[s]] for s in config.security])
         tokens: list[type] = [ua.UserNameIdentityToken]
         if config.anonymous or config.username is None:
             tokens.insert(0, ua.AnonymousIdentityToken)
@@ -313,7 +317,7 @@ class OpcUaSimulator:
             node = await machine.add_variable(
                 _string_node_id(f"Machine/{name}", idx),
                 ua.QualifiedName(name, idx),
-                ua.Variant(self._values[name], self._types[name]),
+                ua.Variant(self._values[name], ua.VariantType[self._types[name]]),
             )
             nodes[name] = node
         await nodes["Setpoint"].set_writable()
@@ -337,8 +341,11 @@ class OpcUaSimulator:
         server, node = self._server, self._nodes.get(tag)
         if server is None or node is None:
             return
+        from asyncua import ua
+
         now = ua.DateTime.now(dt.UTC)
-        dv = ua.DataValue(ua.Variant(value, self._types[tag]), SourceTimestamp=now, ServerTimestamp=now)
+        variant = ua.Variant(value, ua.VariantType[self._types[tag]])
+        dv = ua.DataValue(variant, SourceTimestamp=now, ServerTimestamp=now)
         await server.write_attribute_value(node.nodeid, dv)
 
     def _next_values(self) -> dict[str, Any]:

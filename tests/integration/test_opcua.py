@@ -254,7 +254,9 @@ async def test_bad_node_id_gives_bad_point_and_warning_while_others_flow(sim: Op
     try:
         assert ctx.metrics.health is Health.WARNING
         assert "ns=2;s=Machine/DoesNotExist" in ctx.metrics.message
+        ctx.set_health(Health.OK)  # what the runtime does after a successful connect
         batches = await read_until(source, lambda bs: len(values_of(bs, "press-1/counter")) >= 3)
+        assert ctx.metrics.health is Health.WARNING and "DoesNotExist" in ctx.metrics.message
     finally:
         await source.close()
     ghost = [(v, q) for _, s, v, q in points(batches) if s == "press-1/ghost"]

@@ -14,11 +14,11 @@ from runtime.local_nats import private_nats
 from runtime.outbox import Outbox, OutboxLimits
 from tests.integration.runtime_support import (
     RECORDED,
+    catalog_with_test_nodes,
     flow,
     http_endpoint,
     plan_of,
     sim,
-    catalog_with_test_nodes,
     wait_for,
 )
 

@@ -246,7 +246,7 @@ class _Checker:
             body_ids = {id(s) for s in node.body} if isinstance(node, ast.ClassDef) else set()
             stack.extend((child, id(child) in body_ids) for child in ast.iter_child_nodes(node))
 
-    def visit(self, node: ast.AST, in_class_body: bool) -> None:  # noqa: C901 - one flat dispatch
+    def visit(self, node: ast.AST, in_class_body: bool) -> None:
         if isinstance(node, ast.Name):
             self.name(node, node.id)
         elif isinstance(node, ast.Attribute):
@@ -270,9 +270,7 @@ class _Checker:
                 self.name(node, name)
                 if isinstance(node, ast.Global) and name in _BUILTIN_NAMES:
                     self.report(node, f"'global {name}' would replace the builtin {name!r}", "use another name")
-        elif isinstance(node, ast.ExceptHandler):
-            self.name(node, node.name)
-        elif isinstance(node, ast.MatchAs | ast.MatchStar):
+        elif isinstance(node, ast.ExceptHandler) or isinstance(node, ast.MatchAs | ast.MatchStar):
             self.name(node, node.name)
         elif isinstance(node, ast.MatchMapping):
             self.name(node, node.rest)

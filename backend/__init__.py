@@ -1,0 +1,1 @@
+"""The Hub: a Litestar application (API, auth, compile, deploy, historian writer, alerting)."""

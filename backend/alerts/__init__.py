@@ -1,0 +1,3 @@
+"""The alerts domain."""
+
+CONTROLLERS: list[object] = []

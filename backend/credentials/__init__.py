@@ -1,0 +1,3 @@
+"""The credentials domain."""
+
+CONTROLLERS: list[object] = []

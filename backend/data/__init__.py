@@ -1,0 +1,3 @@
+"""The data domain."""
+
+CONTROLLERS: list[object] = []

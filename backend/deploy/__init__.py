@@ -1,0 +1,3 @@
+"""The deploy domain."""
+
+CONTROLLERS: list[object] = []

@@ -1,0 +1,3 @@
+"""The devices domain."""
+
+CONTROLLERS: list[object] = []

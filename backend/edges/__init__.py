@@ -1,0 +1,3 @@
+"""The edges domain."""
+
+CONTROLLERS: list[object] = []

@@ -1,0 +1,3 @@
+"""The flows domain."""
+
+CONTROLLERS: list[object] = []

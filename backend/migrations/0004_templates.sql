@@ -1,0 +1,1 @@
+-- 0004_templates: tables of this domain (see backend/templates)

@@ -1,0 +1,1 @@
+-- 0005_alerts: tables of this domain (see backend/alerts)

@@ -1,0 +1,1 @@
+-- 0006_data_dashboards: tables of this domain (see backend/data_dashboards)

@@ -1,0 +1,3 @@
+"""The templates domain."""
+
+CONTROLLERS: list[object] = []

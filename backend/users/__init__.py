@@ -1,0 +1,1 @@
+"""User management (admin) and API tokens (every user, for their own automation)."""
