@@ -28,6 +28,7 @@ from backend.security import SecretBox
 from backend.settings import Settings
 from backend.users.controllers import TokenController, UserController
 from proxus.catalog import Catalog
+from proxus.services.nats import NatsServer
 
 log = logging.getLogger("proxus.hub")
 
@@ -49,7 +50,10 @@ def domain_controllers() -> list[Any]:
     return [AuthController, UserController, TokenController, AuditController, health, *domains.controllers()]
 
 
-def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, catalog: Catalog | None = None, hub_nats_server: NatsServer | None = None
+) -> Litestar:
+    """The Hub. ``hub_nats_server`` is the embedded NATS server when the Hub manages one (for reloads)."""
     settings = settings or Settings()
     catalog = catalog or Catalog.load()
     if settings.database_url is None or settings.nats_url is None:
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "settings": settings,
             "catalog": catalog,
             "box": SecretBox.from_settings(settings.secret_key, settings.secret_key_file, settings.data_dir),
+            "hub_nats_server": hub_nats_server,
         }
     )
     route_handlers: list[Any] = domain_controllers()

@@ -27,6 +27,8 @@ class Settings:
     nats_url: str | None = field(default_factory=lambda: _env("PROXUS_NATS_URL"))
     nats_user: str | None = field(default_factory=lambda: _env("PROXUS_NATS_USER"))
     nats_password: str | None = field(default_factory=lambda: _env("PROXUS_NATS_PASSWORD"))
+    # How edges reach the hub's leaf-node port (shown when an edge is registered).
+    leaf_url: str | None = field(default_factory=lambda: _env("PROXUS_LEAF_URL"))
     hub_domain: str = field(default_factory=lambda: _env("PROXUS_HUB_DOMAIN", "hub") or "hub")
     host: str = field(default_factory=lambda: _env("PROXUS_HOST", "127.0.0.1") or "127.0.0.1")
     port: int = field(default_factory=lambda: int(_env("PROXUS_PORT", "8080") or "8080"))

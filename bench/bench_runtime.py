@@ -40,7 +40,10 @@ def flow(tags: int, rate_hz: float) -> dict[str, object]:
                 "config": {
                     "device_name": "line",
                     "rate_hz": rate_hz,
-                    "tags": [{"tag": f"t{i:05d}", "signal": "sine", "amplitude": 10, "period_s": 60} for i in range(tags)],
+                    "tags": [
+                        {"tag": f"t{i:05d}", "signal": "sine", "amplitude": 10, "period_s": 7 + i % 53}
+                        for i in range(tags)
+                    ],
                 },
             },
             {"id": "scale", "type": "transform.scale", "config": {"factor": 1.8, "offset": 32}},
@@ -89,7 +92,11 @@ async def run(seconds: float, tags: int, rate_hz: float) -> None:
             host = Host(edge_id="bench", data_dir=Path(tmp) / "data", outbox=outbox, mode="edge")
             runner = PlanRunner(plan, catalog, host)
             nats_proc = next(
-                (p for p in psutil.process_iter(["name"]) if p.info["name"] == "nats-server" and p.ppid() == psutil.Process().pid),
+                (
+                    p
+                    for p in psutil.process_iter(["name"])
+                    if p.info["name"] == "nats-server" and p.ppid() == psutil.Process().pid
+                ),
                 None,
             )
             await runner.start()
@@ -105,14 +112,20 @@ async def run(seconds: float, tags: int, rate_hz: float) -> None:
     appended = runner.steps["out"].metrics.points_in
     print(f"offered: {tags} tags x {rate_hz:g} Hz = {tags * rate_hz:,.0f} points/s; measured {wall:.1f} s")
     print(f"points through the pipeline: {points:,} ({points / wall:,.0f} points/s wall clock)")
-    print(f"runtime CPU: {cpu:.2f} s -> {points / cpu:,.0f} points per CPU second "
-          f"({cpu / points * 1e6:.3f} CPU s per million points); NATS server CPU {nats_cpu:.2f} s")
-    print(f"window outputs appended to the outbox: {appended:,}; skipped simulator ticks: "
-          f"{runner.steps['sim'].metrics.counters.get('skipped_ticks', 0)}")
+    print(
+        f"runtime CPU: {cpu:.2f} s -> {points / cpu:,.0f} points per CPU second "
+        f"({cpu / points * 1e6:.3f} CPU s per million points); NATS server CPU {nats_cpu:.2f} s"
+    )
+    print(
+        f"window outputs appended to the outbox: {appended:,}; skipped simulator ticks: "
+        f"{runner.steps['sim'].metrics.counters.get('skipped_ticks', 0)}"
+    )
     baseline = plain_python_baseline(2_000_000, tags)
-    print(f"plain batched Python, same arithmetic: {baseline:,.0f} points per CPU second; "
-          f"runtime/plain = {points / cpu / baseline:.2f}; Node-RED 5 reference: 26,000 msg per CPU second "
-          f"(runtime is {points / cpu / 26_000:,.0f}x)")
+    print(
+        f"plain batched Python, same arithmetic: {baseline:,.0f} points per CPU second; "
+        f"runtime/plain = {points / cpu / baseline:.2f}; Node-RED 5 reference: 26,000 msg per CPU second "
+        f"(runtime is {points / cpu / 26_000:,.0f}x)"
+    )
 
 
 def main() -> None:

@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # The CLI is the composition root: the only place in proxus/ that reaches into runtime/ and
     # backend/. Imports stay inside this function so `proxus catalog` loads neither.
+    from backend.cli import add_cli as add_hub
     from runtime.edge import add_cli as add_edge
     from runtime.run import add_cli as add_run
     from runtime.simulate import modbus as modbus_sim
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulators = simulate.add_subparsers(dest="simulator", required=True, metavar="PROTOCOL")
     modbus_sim.add_cli(simulators)
     opcua_sim.add_cli(simulators)
+    add_hub(sub)
     return parser
 
 

@@ -1,3 +1,5 @@
-"""The flows domain."""
+"""The flows domain: documents with immutable versions, diff, rollback, import/export, validate/compile."""
 
-CONTROLLERS: list[object] = []
+from backend.flows.controllers import FlowController
+
+CONTROLLERS = [FlowController]

@@ -114,8 +114,10 @@ class Simulator(Source):
     Each read returns every tick due since the previous read (the first read only the latest due
     tick), stamped with the tick times, so throughput does not depend on scheduling jitter; at most
     ``MAX_CATCH_UP_S`` seconds of ticks per read, older ones are skipped and counted
-    (``skipped_ticks``). No tick due: ``None``. The batch is tag-major (all ticks of the first tag,
-    then the next), each series in time order, quality GOOD.
+    (``skipped_ticks``). No tick due: ``None``. Quality GOOD. A batch with at least as many ticks
+    as tags is tag-major (all ticks of one tag, then the next: one comprehension per tag),
+    otherwise tick-major (all tags of one tick, then the next: one comprehension per signal kind);
+    each series is in time order either way.
 
     Signals at tick time t: sine ``offset + amplitude * sin(2π t / period)``, ramp
     ``offset + amplitude * (t mod period) / period``, step ``offset`` in the first half of each
@@ -134,24 +136,42 @@ class Simulator(Source):
         self._den = rate.numerator
         self.interval_s = 1.0 / config.rate_hz
         self._max_ticks = max(1, math.ceil(MAX_CATCH_UP_S * config.rate_hz))
-        self._keys = [f"{config.device_name}/{tag.tag}" for tag in config.tags]
         self._last_tick: int | None = None  # the last tick emitted
         self._first_tick: int | None = None  # the counters' origin
         self._walk: dict[str, float] = {}
         self._rngs: dict[str, random.Random] = {}
-        for tag, key in zip(config.tags, self._keys, strict=True):
+        tags = config.tags
+        self._keys = [f"{config.device_name}/{tag.tag}" for tag in tags]
+        for tag, key in zip(tags, self._keys, strict=True):
             if tag.signal == "random_walk":
                 self._rngs[tag.tag] = random.Random(zlib.crc32(key.encode()))
                 self._walk[tag.tag] = _clamp(tag.offset, tag.min, tag.max)
+        # Tick-major layout: tags grouped by signal kind, with their constants.
+        # (The order of the kinds is the order in which _tick_major computes them.)
+        kinds = ("sine", "ramp", "step", "counter", "random_walk")
+        by_kind = {kind: [i for i, tag in enumerate(tags) if tag.signal == kind] for kind in kinds}
+        order = [i for indices in by_kind.values() for i in indices]
+        self._tick_keys = [self._keys[i] for i in order]
+        self._sines = [
+            (t.offset, t.amplitude, _period(t), 2.0 * math.pi / _period(t)) for t in _pick(tags, by_kind["sine"])
+        ]
+        self._ramps = [(t.offset, t.amplitude, _period(t)) for t in _pick(tags, by_kind["ramp"])]
+        self._steps = [(t.offset, t.offset + t.amplitude, _period(t)) for t in _pick(tags, by_kind["step"])]
+        self._counters = [_counter(t) for t in _pick(tags, by_kind["counter"])]
+        self._walkers = _pick(tags, by_kind["random_walk"])
+        self._bounds: tuple[list[float], list[float]] | None = None
+        if any(t.min is not None or t.max is not None for t in tags):
+            ordered = _pick(tags, order)
+            self._bounds = (
+                [-math.inf if t.min is None else t.min for t in ordered],
+                [math.inf if t.max is None else t.max for t in ordered],
+            )
 
     async def connect(self) -> None:
         return None
 
     async def read(self) -> Batch | None:
         return self.generate(self._context.now_ns())
-
-    def tick_time(self, k: int) -> int:
-        return (k * self._num) // self._den
 
     def generate(self, now_ns: int) -> Batch | None:
         """The points of the ticks due at ``now_ns`` that were not emitted yet."""
@@ -177,6 +197,8 @@ class Simulator(Source):
         else:
             ts = [(k * num) // den for k in ticks]
         n = len(ts)
+        if n < len(self._keys):
+            return self._tick_major(ts, ticks)
         out_series: list[str] = []
         out_values: list[Value] = []
         for tag, key in zip(self._config.tags, self._keys, strict=True):
@@ -185,9 +207,42 @@ class Simulator(Source):
         count = len(out_values)
         return Batch(ts * len(self._keys), out_series, out_values, [0] * count)
 
+    def _tick_major(self, ts: list[int], ticks: range) -> Batch:
+        sin = math.sin
+        origin = self._first_tick if self._first_tick is not None else ticks.start
+        keys = self._tick_keys
+        width = len(keys)
+        out_ts: list[int] = []
+        out_series: list[str] = []
+        out_values: list[Any] = []
+        for k, t in zip(ticks, ts, strict=True):
+            values: list[Any] = [off + amp * sin((t % period) * w) for off, amp, period, w in self._sines]
+            if self._ramps:
+                values += [off + amp * ((t % period) / period) for off, amp, period in self._ramps]
+            if self._steps:
+                values += [low if 2 * (t % period) < period else high for low, high, period in self._steps]
+            if self._counters:
+                values += [base + inc * (k - origin) for base, inc in self._counters]
+            if self._walkers:
+                values += [self._walk_step(tag) for tag in self._walkers]
+            if self._bounds is not None:
+                lows, highs = self._bounds
+                values = [lo if v < lo else hi if v > hi else v for v, lo, hi in zip(values, lows, highs, strict=True)]
+            out_ts.extend(itertools.repeat(t, width))
+            out_series.extend(keys)
+            out_values.extend(values)
+        return Batch(out_ts, out_series, out_values, [0] * len(out_values))
+
+    def _walk_step(self, tag: SimTag) -> float:
+        """The random walk's current value; moves it one step for the next tick."""
+        value = self._walk[tag.tag]
+        spread = 2.0 * tag.step
+        self._walk[tag.tag] = _clamp(value + (self._rngs[tag.tag].random() - 0.5) * spread, tag.min, tag.max)
+        return value
+
     def _signal(self, tag: SimTag, ts: list[int], ticks: range) -> list[Value]:
         offset, amplitude = tag.offset, tag.amplitude
-        period = max(1, round(tag.period_s * 1e9))
+        period = _period(tag)
         values: list[Any]
         n = len(ts)
         # With a whole-nanosecond interval, the phase of tick j is phase0 + j * step: float
@@ -208,12 +263,8 @@ class Simulator(Source):
             values = [offset if 2 * (t % period) < period else high for t in ts]
         elif tag.signal == "counter":
             origin = self._first_tick if self._first_tick is not None else ticks.start
-            increment = tag.step
-            if float(offset).is_integer() and float(increment).is_integer():
-                base, inc = int(offset), int(increment)
-                values = [base + inc * (k - origin) for k in ticks]
-            else:
-                values = [offset + increment * (k - origin) for k in ticks]
+            base, inc = _counter(tag)
+            values = [base + inc * (k - origin) for k in ticks]
         else:
             return self._random_walk(tag, n)
         if tag.min is not None or tag.max is not None:
@@ -258,6 +309,21 @@ class Simulator(Source):
             if name in self._rngs:
                 version, internal, gauss = saved
                 self._rngs[name].setstate((version, tuple(internal), gauss))
+
+
+def _period(tag: SimTag) -> int:
+    return max(1, round(tag.period_s * 1e9))
+
+
+def _pick(tags: list[SimTag], indices: list[int]) -> list[SimTag]:
+    return [tags[i] for i in indices]
+
+
+def _counter(tag: SimTag) -> tuple[float, float]:
+    """(base, increment) of a counter: ints when both are whole numbers."""
+    if float(tag.offset).is_integer() and float(tag.step).is_integer():
+        return int(tag.offset), int(tag.step)
+    return tag.offset, tag.step
 
 
 def _clamp(value: float, lo: float | None, hi: float | None) -> float:

@@ -128,11 +128,12 @@ class PythonUdf(AsyncOperator):
     """
 
     def __init__(self, config: PythonUdfConfig, context: NodeContext, *, check_policy: bool = True) -> None:
+        # check_policy=False (tests only, never reachable from a config) switches the AST policy off,
+        # here and in the workers, to show that the runtime layers hold on their own.
         errors = policy.check(config.code)
         if errors and check_policy:
             raise ValueError(f"udf.python {context.node_id}: the code was refused: {policy.describe(errors)}")
         self._context = context
-        self._timeout_ms = config.timeout_ms
         self._pool = WorkerPool(
             PoolSettings(
                 code=config.code,
@@ -182,14 +183,9 @@ class PythonUdf(AsyncOperator):
         ctx.count(_COUNTERS.get(outcome.kind, "errors"))
         ctx.count("dropped_batches")
         ctx.count("dropped_points", points)
-        if outcome.kind == "exception":
-            where = f"line {outcome.line}: " if outcome.line is not None else ""
-            message = f"{where}{outcome.message}" if outcome.message else f"{where}the function raised an exception"
-        elif outcome.kind == "violation":
-            where = f"line {outcome.line}: " if outcome.line is not None else ""
-            message = f"{where}{outcome.message}"
-        else:
-            message = outcome.message
+        message = outcome.message or "the function failed"
+        if outcome.line is not None:  # an exception or a refusal in the user's code
+            message = f"line {outcome.line}: {message}"
         if not message.endswith("(batch dropped)"):
             message += " (batch dropped)"
         ctx.set_health(Health.ERROR, message)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from nodes.host import NO_OUTPUT, Data, NodeContext, Operator, Outputs
@@ -98,6 +98,23 @@ def _merge(acc: list[Any], other: Sequence[Any], need_var: bool) -> None:
         acc[Q] = other[Q]
 
 
+# Per-series record layout (a list, for speed).
+MAX_TS, CLOSED, EMITTED, PANES = range(4)
+
+
+def _stride(series: list[str]) -> int:
+    """0 when the batch holds one series; the period w when it repeats one sequence of series
+    (``series[i] == series[i % w]``: polls of the same tags one after the other); else its length."""
+    n = len(series)
+    if series.count(series[0]) == n:
+        return 0
+    try:
+        w = series.index(series[0], 1)
+    except ValueError:
+        return n
+    return w if series[w:] == series[: n - w] else n
+
+
 class WindowOperator(Operator):
     """Event-time windows per series; subclasses only choose the window and slide lengths."""
 
@@ -120,12 +137,16 @@ class WindowOperator(Operator):
         self._aggregates = tuple(aggregates)
         self._need_var = "stddev" in self._aggregates
         self._need_minmax = "min" in self._aggregates or "max" in self._aggregates
+        self._need_first = "first" in self._aggregates
+        self._need_last = "last" in self._aggregates
         self._emit_empty = emit_empty
         # Output series suffixes: the series key itself with one aggregate, <series>/<agg> otherwise.
         self._suffixes = ("",) if len(self._aggregates) == 1 else tuple("/" + a for a in self._aggregates)
-        self._panes: dict[str, dict[int, list[Any]]] = {}  # series -> pane start -> accumulator
-        # series -> [max event time, closed until (window end), last emitted window end]
-        self._series: dict[str, list[int]] = {}
+        # series -> [max event time, closed until (a window end), last emitted window end,
+        #            {pane start: accumulator}]
+        self._series: dict[str, list[Any]] = {}
+        self._open: dict[tuple[str, int], list[Any]] = {}  # (series, pane start) -> accumulator
+        self._closed_counts: dict[int, int] = {}  # CLOSED value -> how many series have it
         self._timer_closed = NEVER  # windows ending at or before this are closed by the wall clock
         self.timer_interval_s = min(1.0, max(0.01, slide_s / 2))
 
@@ -134,24 +155,144 @@ class WindowOperator(Operator):
     def process(self, port: str, data: Data, now_ns: int) -> Outputs:
         if not isinstance(data, Batch) or not data.ts:
             return NO_OUTPUT
-        states = self._series
-        panes_by_series = self._panes
+        ts, series = data.ts, data.series
+        n = len(ts)
+        candidates: Iterable[str] = ()  # series whose windows may close now
+        stride = _stride(series)
+        if stride == 0 or n >= 16 * stride or n >= 32 * len(set(series)):
+            late, non_numeric = self._ingest_groups(data, stride)  # updates the series' latest times
+            candidates = dict.fromkeys(series)
+        else:  # few points per series (a poll of many tags): one pass, point by point
+            late, non_numeric = self._ingest_points(data)
+            # Skip the per-series work unless some series may close a window: the common case.
+            if max(ts) >= min(self._closed_counts, default=NEVER) + self._pane + self._lateness:
+                candidates = self._latest_times(ts, series)
+        if late:
+            self._context.count("late_points", late)
+        if non_numeric:
+            self._context.count("non_numeric", non_numeric)
+        out = _Output()
+        lateness, pane, timer_closed = self._lateness, self._pane, self._timer_closed
+        records = self._series
+        for s in candidates:
+            rec = records.get(s)
+            if rec is None:
+                continue
+            watermark = rec[MAX_TS] - lateness
+            closed = watermark - watermark % pane  # the last pane-aligned end <= watermark
+            if closed <= rec[CLOSED]:
+                continue
+            start = max(rec[CLOSED], timer_closed)  # windows ending at or before this are already closed
+            if closed > start:
+                self._close(s, rec, start, closed, out)
+            else:
+                self._set_closed(rec, closed)
+        return out.outputs()
+
+    def _latest_times(self, ts: list[int], series: list[str]) -> dict[str, int]:
+        """Record each series' latest event time of the batch; returns them."""
+        if sorted(ts) == ts:
+            latest = dict(zip(series, ts, strict=True))  # in time order: the last time is the latest
+        else:
+            latest = {}
+            for s, t in zip(series, ts, strict=True):
+                if t > latest.get(s, NEVER):
+                    latest[s] = t
+        records = self._series
+        for s, t in latest.items():
+            rec = records.get(s)
+            if rec is not None and t > rec[MAX_TS]:
+                rec[MAX_TS] = t
+        return latest
+
+    def _record(self, s: str) -> list[Any]:
+        rec = self._series.get(s)
+        if rec is None:
+            rec = self._series[s] = [NEVER, NEVER, NEVER, {}]
+            self._closed_counts[NEVER] = self._closed_counts.get(NEVER, 0) + 1
+        return rec
+
+    def _set_closed(self, rec: list[Any], closed: int) -> None:
+        counts = self._closed_counts
+        old = rec[CLOSED]
+        left = counts[old] - 1
+        if left:
+            counts[old] = left
+        else:
+            del counts[old]
+        counts[closed] = counts.get(closed, 0) + 1
+        rec[CLOSED] = closed
+
+    def _open_pane(self, s: str, p: int, acc: list[Any]) -> bool:
+        """Open a pane with accumulator ``acc``, unless every window holding it has closed
+        (then returns False: its points are late)."""
+        rec = self._series.get(s)
+        if rec is None:
+            rec = self._record(s)
+        if p + self._window <= max(rec[CLOSED], self._timer_closed):
+            return False
+        rec[PANES][p] = acc
+        self._open[(s, p)] = acc
+        return True
+
+    def _ingest_points(self, data: Batch) -> tuple[int, int]:
+        """Incremental per-point accumulation (Welford for the variance)."""
+        ts, series, values, quality = data.ts, data.series, data.values, data.quality
         need_var, need_minmax = self._need_var, self._need_minmax
-        window = self._window
-        timer_closed = self._timer_closed
-        touched: dict[str, int] = {}  # series -> latest event time in this batch
-        late = 0
+        need_first, need_last = self._need_first, self._need_last
         non_numeric = 0
-        for s, p, tss, vals, qs, in_order in self._groups(data):
-            st = states.get(s)
-            if st is None:
-                st = states[s] = [NEVER, NEVER, NEVER]
-            if p + window <= (st[1] if st[1] > timer_closed else timer_closed):
+        if not _NUMERIC_TYPES.issuperset(map(type, values)):
+            keep = [i for i, v in enumerate(values) if v.__class__ in _NUMERIC_TYPES]
+            non_numeric = len(ts) - len(keep)
+            ts, series = [ts[i] for i in keep], [series[i] for i in keep]
+            values, quality = [values[i] for i in keep], [quality[i] for i in keep]
+            self._latest_times(data.ts, data.series)  # non-numeric points still advance time
+        pane = self._pane
+        starts = [t - t % pane for t in ts]
+        get = self._open.get
+        late = 0
+        v: Any
+        for key, v, t, q in zip(zip(series, starts, strict=True), values, ts, quality, strict=True):
+            acc = get(key)
+            if acc is None:
+                if not self._open_pane(key[0], key[1], [1, v, v, 0.0, v, v, t, v, t, v, q]):
+                    late += 1
+                continue
+            acc[N] += 1
+            acc[SUM] += v
+            if need_var:
+                mean = acc[MEAN]
+                d = v - mean
+                mean += d / acc[N]
+                acc[MEAN] = mean
+                acc[M2] += d * (v - mean)
+            if need_minmax:
+                if v < acc[MIN]:
+                    acc[MIN] = v
+                elif v > acc[MAX]:
+                    acc[MAX] = v
+            if need_first and t < acc[T0]:
+                acc[T0], acc[V0] = t, v
+            if need_last and t >= acc[T1]:
+                acc[T1], acc[V1] = t, v
+            if q > acc[Q]:
+                acc[Q] = q
+        return late, non_numeric
+
+    def _ingest_groups(self, data: Batch, stride: int) -> tuple[int, int]:
+        """Accumulation per (series, pane) group, each group's statistics computed by C builtins."""
+        need_var, need_minmax = self._need_var, self._need_minmax
+        window, timer_closed = self._window, self._timer_closed
+        late = non_numeric = 0
+        for s, p, tss, vals, qs, in_order in self._groups(data, stride):
+            rec = self._record(s)
+            tmax = tss[-1] if in_order else max(tss)
+            if tmax > rec[MAX_TS]:
+                rec[MAX_TS] = tmax
+            acc = rec[PANES].get(p)
+            if acc is None and p + window <= max(rec[CLOSED], timer_closed):
                 late += len(tss)  # every window holding this pane has closed
                 continue
-            tmax = tss[-1] if in_order else max(tss)
-            if tmax > touched.get(s, NEVER):
-                touched[s] = tmax
             if not _NUMERIC_TYPES.issuperset(map(type, vals)):
                 keep = [i for i, v in enumerate(vals) if v.__class__ in _NUMERIC_TYPES]
                 non_numeric += len(vals) - len(keep)
@@ -161,42 +302,26 @@ class WindowOperator(Operator):
                 tss = [tss[i] for i in keep]
                 qs = [qs[i] for i in keep]
             stats = _group_stats(vals, tss, qs, in_order, need_minmax, need_var)
-            panes = panes_by_series.get(s)
-            if panes is None:
-                panes = panes_by_series[s] = {}
-            acc = panes.get(p)
             if acc is None:
-                panes[p] = stats
+                self._open_pane(s, p, stats)
             else:
                 _merge(acc, stats, need_var)
-        if late:
-            self._context.count("late_points", late)
-        if non_numeric:
-            self._context.count("non_numeric", non_numeric)
-        out = _Output()
-        lateness, pane = self._lateness, self._pane
-        for s, tmax in touched.items():
-            st = states[s]
-            if tmax > st[0]:
-                st[0] = tmax
-            watermark = st[0] - lateness
-            closed = watermark - watermark % pane  # the last pane-aligned end <= watermark
-            start = max(st[1], timer_closed)  # windows ending at or before this are already closed
-            if closed > start:
-                self._close(s, st, start, closed, out)
-            elif closed > st[1]:
-                st[1] = closed
-        return out.outputs()
+        return late, non_numeric
 
-    def _groups(self, data: Batch) -> list[_Group]:
+    def _groups(self, data: Batch, stride: int) -> list[_Group]:
         """The batch's points grouped by (series, pane): (series, pane start, times, values,
-        qualities, times-in-order). Runs of one series are cut with slices (the common layout:
-        a device's poll, series after series), interleaved series go through one dict pass."""
+        qualities, times-in-order). A batch of one series, of runs of one series (a device's
+        poll, series after series) or of a repeating sequence of series (poll after poll of the
+        same tags) is cut with slices; other layouts go through one dict pass."""
         ts, series, values, quality = data.ts, data.series, data.values, data.quality
         n = len(ts)
         groups: list[_Group] = []
-        if series.count(series[0]) == n:
+        if stride == 0:
             self._split(series[0], ts, values, quality, groups)
+            return groups
+        if stride < n:
+            for j in range(stride):
+                self._split(series[j], ts[j::stride], values[j::stride], quality[j::stride], groups)
             return groups
         limit = n // 16 + 1
         runs = [(s, len(list(g))) for s, g in itertools.islice(itertools.groupby(series), limit + 1)]
@@ -257,17 +382,19 @@ class WindowOperator(Operator):
             return NO_OUTPUT
         self._timer_closed = closed
         out = _Output()
-        names = list(self._series) if self._emit_empty else list(self._panes)
-        for s in names:
-            st = self._series[s]
-            if closed > st[1]:
-                self._close(s, st, st[1], closed, out)
+        emit_empty = self._emit_empty
+        for s, rec in self._series.items():
+            if closed > rec[CLOSED]:
+                if rec[PANES] or emit_empty:
+                    self._close(s, rec, rec[CLOSED], closed, out)
+                else:  # nothing to emit; keeps the per-batch "may anything close?" test tight
+                    self._set_closed(rec, closed)
         return out.outputs()
 
-    def _close(self, s: str, st: list[int], start: int, closed: int, out: _Output) -> None:
+    def _close(self, s: str, rec: list[Any], start: int, closed: int, out: _Output) -> None:
         """Emit the windows of ``s`` ending in (start, closed] and mark those ending up to ``closed`` closed."""
-        st[1] = closed
-        panes = self._panes.get(s)
+        self._set_closed(rec, closed)
+        panes: dict[int, list[Any]] = rec[PANES]
         pane, window, k = self._pane, self._window, self._k
         ends: list[int] = []
         if panes:
@@ -285,7 +412,7 @@ class WindowOperator(Operator):
                 ends = sorted(found)
         # emit_empty: every window after the series' first one, data or not (the latest
         # MAX_EMPTY_WINDOWS of a long gap).
-        origin = st[2] if st[2] != NEVER else (ends[0] if ends else NEVER)
+        origin = rec[EMITTED] if rec[EMITTED] != NEVER else (ends[0] if ends else NEVER)
         if self._emit_empty and origin != NEVER:
             first = max(origin, start) + pane
             if first <= closed:
@@ -293,9 +420,7 @@ class WindowOperator(Operator):
                 ends = sorted(set(ends).union(range(first, closed + 1, pane)))
         need_var = self._need_var
         for e in ends:
-            if panes is None:
-                acc = None
-            elif k == 1:
+            if k == 1:
                 acc = panes.get(e - pane)
             else:
                 acc = None
@@ -309,15 +434,14 @@ class WindowOperator(Operator):
                         _merge(acc, part, need_var)
             if acc is not None:
                 self._emit(s, e, acc, out)
-                st[2] = e
+                rec[EMITTED] = e
             elif self._emit_empty:
                 self._emit_nothing(s, e, out)
-                st[2] = e
+                rec[EMITTED] = e
         if panes:
             for p in [p for p in panes if p + window <= closed]:
                 del panes[p]
-            if not panes:
-                del self._panes[s]
+                del self._open[(s, p)]
 
     def _emit(self, s: str, end: int, acc: list[Any], out: _Output) -> None:
         n = acc[N]
@@ -357,20 +481,27 @@ class WindowOperator(Operator):
     def snapshot(self) -> Any:
         return {
             "timer_closed": self._timer_closed,
-            "series": [[s, *st] for s, st in self._series.items()],
-            "panes": [[s, p, *acc] for s, panes in self._panes.items() for p, acc in panes.items()],
+            "series": [[s, rec[MAX_TS], rec[CLOSED], rec[EMITTED]] for s, rec in self._series.items()],
+            "panes": [[s, p, *acc] for s, rec in self._series.items() for p, acc in rec[PANES].items()],
         }
 
     def restore(self, state: Any) -> None:
         if not isinstance(state, dict):
             return
         self._timer_closed = int(state.get("timer_closed", NEVER))
-        self._series = {row[0]: [int(row[1]), int(row[2]), int(row[3])] for row in state.get("series", ())}
-        self._panes = {}
+        self._series = {}
+        self._open = {}
+        self._closed_counts = {}
+        for row in state.get("series", ()):
+            rec = self._record(row[0])
+            rec[MAX_TS] = int(row[1])
+            self._set_closed(rec, int(row[2]))
+            rec[EMITTED] = int(row[3])
         for row in state.get("panes", ()):
-            s, p, acc = row[0], int(row[1]), list(row[2 : 2 + ACC_SIZE])
-            self._panes.setdefault(s, {})[p] = acc
-            self._series.setdefault(s, [NEVER, NEVER, NEVER])
+            s, p = row[0], int(row[1])
+            acc = list(row[2 : 2 + ACC_SIZE])
+            self._record(s)[PANES][p] = acc
+            self._open[(s, p)] = acc
 
 
 class _Output:

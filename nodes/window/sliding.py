@@ -16,7 +16,8 @@ class SlidingWindowConfig(NodeConfig, frozen=True):
     """
     Computes aggregates over the last window_s seconds, every slide_s seconds, so windows overlap
     (a moving average, for example). With one aggregate the output keeps the series key; with several,
-    each result is named <series>/<aggregate>, e.g. line1/temp/avg.
+    each result is named <series>/<aggregate>, e.g. line1/temp/avg. Results are stamped with the end of
+    their window; stddev is the sample standard deviation; text and on/off values are ignored.
     """
 
     window_s: Annotated[float, Meta(gt=0, description="Length of each window, in seconds; a multiple of slide_s.")] = (

@@ -28,7 +28,8 @@ class TumblingWindowConfig(NodeConfig, frozen=True):
     """
     Cuts time into fixed windows that follow each other without overlap, and emits one aggregate per
     series and window when the window closes. With one aggregate the output keeps the series key; with
-    several, each result is named <series>/<aggregate>, e.g. line1/temp/max.
+    several, each result is named <series>/<aggregate>, e.g. line1/temp/max. Results are stamped with
+    the end of their window; stddev is the sample standard deviation; text and on/off values are ignored.
     """
 
     window_s: Annotated[
@@ -96,4 +97,3 @@ SPEC = NodeSpec(
     icon="sigma",
     behaviour=TumblingWindow,
 )
-

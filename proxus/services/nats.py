@@ -398,6 +398,35 @@ class NatsServer:
         with _LIVE_LOCK:
             _LIVE.discard(self)
 
+    def reload(self, wait: bool = True, timeout: float = 10.0) -> None:
+        """Make the server re-read its config files (SIGHUP), e.g. after users or permissions changed.
+
+        The config is not re-rendered: files it includes (an ``auth.conf``) are what changes. With
+        ``wait`` this returns once the monitoring endpoint reports the new config load time, and raises
+        ``RuntimeError`` with the tail of the log when the server refuses the new config (it then keeps
+        running with the old one). Clients and leaf nodes whose credentials are gone are disconnected.
+        """
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"nats-server {self.name!r} is not running")
+        before = self._config_load_time() if wait else None
+        self._proc.send_signal(signal.SIGHUP)
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        while self._config_load_time() == before:
+            if not self.running:
+                self._fail(f"nats-server {self.name!r} exited during a reload")
+            if time.monotonic() >= deadline:
+                self._fail(f"nats-server {self.name!r} did not reload its config within {timeout:.0f}s")
+            time.sleep(0.05)
+
+    def _config_load_time(self) -> str | None:
+        try:
+            value = self.monitor("varz").get("config_load_time")
+        except (OSError, ValueError):
+            return None
+        return str(value) if value is not None else None
+
     # ------------------------------------------------------------------ monitoring
     def monitor(self, endpoint: str, **params: str | int | bool) -> dict[str, Any]:
         """GET a monitoring endpoint (``varz``, ``jsz``, ``leafz``, ``healthz`` ...) as JSON."""

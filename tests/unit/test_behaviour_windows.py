@@ -14,12 +14,12 @@ from nodes.host import Operator
 from nodes.points import Batch, Value
 from nodes.window import sliding, tumbling
 from nodes.window.sliding import SlidingWindow, SlidingWindowConfig
-from nodes.window.tumbling import TumblingWindow, TumblingWindowConfig
+from nodes.window.tumbling import Aggregate, TumblingWindow, TumblingWindowConfig
 from runtime.context import StepContext
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # a multiple of every window length used here
-ALL = ["avg", "min", "max", "sum", "count", "first", "last", "stddev"]
+ALL: list[Aggregate] = ["avg", "min", "max", "sum", "count", "first", "last", "stddev"]
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_tumbling_stddev_is_stable_with_a_large_offset(ctx: StepContext) -> None
     values = [1e9 + x for x in (0.1, 0.2, 0.3, 0.4)]
     feed(op, *[("d/x", i, v) for i, v in enumerate(values[:2])])
     feed(op, *[("d/x", i + 2, v) for i, v in enumerate(values[2:])])
-    (_, _, std, _), = feed(op, ("d/x", 10, 0.0))
+    ((_, _, std, _),) = feed(op, ("d/x", 10, 0.0))
     assert std == pytest.approx(statistics.stdev([0.1, 0.2, 0.3, 0.4]), rel=1e-6)
 
 
@@ -178,6 +178,34 @@ def test_timer_flushes_quiet_series_by_wall_clock(ctx: StepContext) -> None:
     assert emitted(op.on_timer(T0 + 21 * S)) == [(20.0, "d/x", 1.0, 0)]
 
 
+def test_polls_of_many_tags_close_windows_as_time_passes(ctx: StepContext) -> None:
+    """One point per series per batch (point-by-point ingestion): each window is emitted by the
+    first batch past its end, and equals the reference."""
+    op = TumblingWindow(TumblingWindowConfig(window_s=1.0, aggregates=["avg", "count", "last"]), ctx)
+    tags = [f"line/t{i:02d}" for i in range(20)]
+    emitted_at: dict[float, list[tuple[float, str, Value, int]]] = {}
+    for k in range(35):  # 10 Hz for 3.5 s
+        t = k / 10
+        out = feed(op, *[(s, t, float(i * 100 + k)) for i, s in enumerate(tags)])
+        if out:
+            emitted_at[t] = out
+    assert sorted(emitted_at) == [1.0, 2.0, 3.0]
+    for t, out in emitted_at.items():
+        assert len(out) == 3 * len(tags)
+        assert {e for e, *_ in out} == {t}
+        got = by_series(out)
+        for i, s in enumerate(tags):
+            ks = range(round(t * 10) - 10, round(t * 10))
+            ((end, avg, quality),) = got[s + "/avg"]
+            assert (end, quality) == (t, 0)
+            assert avg == pytest.approx(i * 100 + statistics.mean(ks))
+            assert got[s + "/count"] == [(t, 10, 0)]
+            assert got[s + "/last"] == [(t, float(i * 100 + ks[-1]), 0)]
+    assert len(emitted(op.on_timer(T0 + 4 * S))) == 3 * len(tags)
+    assert op._closed_counts == {T0 + 4 * S: len(tags)}
+    assert "late_points" not in ctx.metrics.counters
+
+
 def test_emit_empty_fills_gaps_of_known_series(ctx: StepContext) -> None:
     op = TumblingWindow(TumblingWindowConfig(window_s=10.0, aggregates=["avg", "count"], emit_empty=True), ctx)
     feed(op, ("d/x", 1, 1.0))
@@ -233,21 +261,21 @@ def test_sliding_all_aggregates_merge_panes(ctx: StepContext) -> None:
         found.extend(feed(op, ("d/x", t, v, q)))
     out = by_series(found + feed(op, ("d/x", 6.0, 100.0)))
     got = {s.rsplit("/", 1)[1]: [(t, v, q) for t, v, q in rows if t == 6.0] for s, rows in out.items()}
-    values = [v for _, v, _ in points]
+    numbers = [v for _, v, _ in points]
     expected = {
-        "avg": statistics.mean(values),
+        "avg": statistics.mean(numbers),
         "min": 1.0,
         "max": 9.0,
-        "sum": sum(values),
+        "sum": sum(numbers),
         "count": 6,
         "first": 4.0,
         "last": 3.0,
-        "stddev": statistics.stdev(values),
+        "stddev": statistics.stdev(numbers),
     }
     for agg, value in expected.items():
-        ((t, v, q),) = got[agg]
-        assert v == pytest.approx(value, rel=1e-12), agg
-        assert q == 1
+        ((_, result, quality),) = got[agg]
+        assert result == pytest.approx(value, rel=1e-12), agg
+        assert quality == 1
     # The window ending at 4 s holds the first four points only.
     early = {s.rsplit("/", 1)[1]: [v for t, v, _ in rows if t == 4.0] for s, rows in out.items()}
     assert early["count"] == [4]
@@ -278,7 +306,9 @@ def test_sliding_snapshot_restore(ctx: StepContext) -> None:
 # --- against a brute-force reference ----------------------------------------------------------------
 
 
-def reference(points: list[tuple[str, int, float, int]], window: int, slide: int) -> dict[tuple[str, int], dict[str, Any]]:
+def reference(
+    points: list[tuple[str, int, float, int]], window: int, slide: int
+) -> dict[tuple[str, int], dict[str, Any]]:
     """Aggregates of every window [end - window, end) with data, ends at multiples of slide."""
     found: dict[tuple[str, int], list[tuple[int, float, int]]] = {}
     for s, t, v, q in points:
@@ -304,30 +334,50 @@ def reference(points: list[tuple[str, int, float, int]], window: int, slide: int
     return result
 
 
-@pytest.mark.parametrize("layout", ["runs", "interleaved", "shuffled"])
+@pytest.mark.parametrize("chunk", [None, 100, 7], ids=["one-batch", "batches-of-100", "batches-of-7"])
+@pytest.mark.parametrize("layout", ["runs", "interleaved", "polls", "shuffled"])
 @pytest.mark.parametrize(("window_s", "slide_s"), [(5.0, 5.0), (6.0, 2.0)])
-def test_windows_match_a_brute_force_reference(ctx: StepContext, layout: str, window_s: float, slide_s: float) -> None:
+def test_windows_match_a_brute_force_reference(
+    ctx: StepContext, layout: str, window_s: float, slide_s: float, chunk: int | None
+) -> None:
+    """Both ingestion paths (groups of one series, point by point for few points per series) and
+    every batch layout give the aggregates a brute-force computation gives."""
     rng = random.Random(f"{layout}{window_s}")
-    points = [
-        (f"dev/s{k}", T0 + rng.randrange(0, 60 * S, S // 4), round(rng.uniform(-50, 50), 3), rng.choice((0, 0, 0, 1)))
-        for k in range(4)
-        for _ in range(200)
-    ]
+
+    def value() -> float:
+        return round(rng.uniform(-50, 50), 3)
+
+    if layout == "polls":  # every tick, all series in the same order (a repeating sequence)
+        ticks = sorted(rng.sample(range(0, 60 * S, S // 4), 200))
+        points = [(f"dev/s{k}", T0 + t, value(), rng.choice((0, 0, 0, 1))) for t in ticks for k in range(4)]
+    else:
+        points = [
+            (f"dev/s{k}", T0 + rng.randrange(0, 60 * S, S // 4), value(), rng.choice((0, 0, 0, 1)))
+            for k in range(4)
+            for _ in range(200)
+        ]
     if layout == "runs":
         points.sort(key=lambda p: (p[0], p[1]))
     elif layout == "interleaved":
         points.sort(key=lambda p: (p[1], p[0]))
-    else:
+    elif layout == "shuffled":
         rng.shuffle(points)
-    config: Any
+    lateness = 3600.0  # nothing is late, whatever the batch order
+    op: Operator
     if window_s == slide_s:
-        op: Operator = TumblingWindow(TumblingWindowConfig(window_s=window_s, aggregates=ALL), ctx)
+        op = TumblingWindow(TumblingWindowConfig(window_s=window_s, aggregates=ALL, allowed_lateness_s=lateness), ctx)
     else:
-        config = SlidingWindowConfig(window_s=window_s, slide_s=slide_s, aggregates=ALL)
+        config = SlidingWindowConfig(window_s=window_s, slide_s=slide_s, aggregates=ALL, allowed_lateness_s=lateness)
         op = SlidingWindow(config, ctx)
-    data = Batch([p[1] for p in points], [p[0] for p in points], [p[2] for p in points], [p[3] for p in points])
+    size = chunk or len(points)
+    outputs: list[tuple[str, Any]] = []
+    for i in range(0, len(points), size):
+        part = points[i : i + size]
+        data = Batch([p[1] for p in part], [p[0] for p in part], [p[2] for p in part], [p[3] for p in part])
+        outputs.extend(op.process("in", data, T0))
+    outputs.extend(op.on_timer(T0 + 2 * 3600 * S))
     got: dict[tuple[str, int], dict[str, Any]] = {}
-    for port, out in [*op.process("in", data, T0), *op.on_timer(T0 + 3600 * S)]:
+    for port, out in outputs:
         assert port == "out" and isinstance(out, Batch)
         for t, s, v, q in zip(out.ts, out.series, out.values, out.quality, strict=True):
             series, agg = s.rsplit("/", 1)

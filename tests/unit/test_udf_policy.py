@@ -162,6 +162,9 @@ REFUSED: list[tuple[str, str]] = [
     ("class A:\n    x = print('side effect')\n" + OK_BODY, "only constant values may be assigned in a class body"),
     ("class A:\n    for i in range(3):\n        pass\n" + OK_BODY, "'for' statement is not allowed in a class body"),
     ("X: print('annotation runs') = 1\n" + OK_BODY, "only constant values may be assigned at the top level"),
+    # identifiers are NFKC-normalised by the parser, so look-alike letters change nothing
+    (body("\uff45val('1')"), "'eval' is not available"),
+    (body("x = \U0001d5f4\U0001d5f2\U0001d601attr(batch, 'x')"), "'getattr' is not available"),
     # async, signature, syntax
     ("async def process(batch, state):\n    return batch\n", "async code is not supported"),
     (body("async def f():", "    await g()"), "async code is not supported"),

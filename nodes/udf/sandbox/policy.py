@@ -270,7 +270,7 @@ class _Checker:
                 self.name(node, name)
                 if isinstance(node, ast.Global) and name in _BUILTIN_NAMES:
                     self.report(node, f"'global {name}' would replace the builtin {name!r}", "use another name")
-        elif isinstance(node, ast.ExceptHandler) or isinstance(node, ast.MatchAs | ast.MatchStar):
+        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar):
             self.name(node, node.name)
         elif isinstance(node, ast.MatchMapping):
             self.name(node, node.rest)

@@ -71,18 +71,14 @@ _ROOT: Final = str(Path(__file__).resolve().parents[3])  # the directory holding
 _SITE: Final = str(Path(msgspec.__file__).resolve().parents[1])  # where msgspec is installed
 # The worker's entry point: isolated mode ignores PYTHONPATH and the script directory, so the two
 # directories it needs come as arguments.
-_BOOTSTRAP: Final = (
-    "import sys; sys.path[0:0] = sys.argv[1:3]; from nodes.udf.sandbox.worker import main; main()"
-)
+_BOOTSTRAP: Final = "import sys; sys.path[0:0] = sys.argv[1:3]; from nodes.udf.sandbox.worker import main; main()"
 TRANSFER_ALLOWANCE_S: Final = 0.05  # added to timeout_s for pipes and (de)coding
 TRANSFER_PER_POINT_S: Final = 2e-6
 _BACKOFF_FIRST_S: Final = 0.25
 _BACKOFF_MAX_S: Final = 10.0
 _CLOSE_GRACE_S: Final = 1.0
 
-OutcomeKind = Literal[
-    "ok", "timeout", "crash", "exception", "violation", "output", "memory", "unavailable", "broken"
-]
+OutcomeKind = Literal["ok", "timeout", "crash", "exception", "violation", "output", "memory", "unavailable", "broken"]
 
 
 class UdfStartError(Exception):
@@ -91,6 +87,13 @@ class UdfStartError(Exception):
 
 class _WorkerDied(Exception):
     """The worker exited, closed its pipes or broke the protocol."""
+
+
+class _OutputTooLarge(_WorkerDied):
+    """A reply frame over the byte limit (the worker checks first: only a subverted worker sends one)."""
+
+
+_STOPPED: Final = "the worker stopped"
 
 
 class _NotReady(Exception):
@@ -186,15 +189,17 @@ class _WorkerProcess:
         try:
             (length,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
             if length > max_bytes:
-                raise _WorkerDied(f"output too large: {length / 2**20:.1f} MiB (limit {max_bytes // 2**20} MiB)")
+                raise _OutputTooLarge(f"output too large: {length / 2**20:.1f} MiB (limit {max_bytes // 2**20} MiB)")
             return await stdout.readexactly(length)
         except asyncio.IncompleteReadError:
-            raise _WorkerDied("the worker stopped") from None
+            raise _WorkerDied(_STOPPED) from None
 
     def kill(self) -> None:
+        # os.kill, not Popen.kill: Popen polls first, and polling a worker that has just exited
+        # would reap it behind asyncio's child watcher (which then reports exit status 255).
         if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.proc.pid, signal.SIGKILL)
 
     async def reap(self, grace_s: float = _CLOSE_GRACE_S) -> str:
         """Wait for the exit (killing after ``grace_s``), release everything; the exit as text."""
@@ -248,7 +253,7 @@ class WorkerPool:
         self._broken = ""
         self._closed = False
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(Response)
+        self._decoder: msgspec.msgpack.Decoder[Response] = msgspec.msgpack.Decoder(Response)
         self._uid, self._gid = _unprivileged_ids()
         self.restarts = 0
         self.baseline_mb = 0.0
@@ -485,7 +490,7 @@ class WorkerPool:
             return Outcome(None, e.kind, str(e))
         loop = asyncio.get_running_loop()
         n = len(batch.ts)
-        recycle = worker.cpu_s > s.cpu_budget_s * 0.8 - 2 * s.timeout_s
+        recycle = worker.cpu_s > max(s.cpu_budget_s * 0.8 - 2 * s.timeout_s, s.cpu_budget_s * 0.5)
         request = Process(
             ts=batch.ts,
             series=batch.series,
@@ -504,9 +509,12 @@ class WorkerPool:
             return Outcome(
                 None, "timeout", f"timed out after {round(s.timeout_s * 1000)} ms (batch dropped)", restarted=True
             )
+        except _OutputTooLarge as e:  # the frame is not read: the pipe is out of step
+            await self._discard(slot, crashed=False)
+            return Outcome(None, "output", str(e), restarted=True)
         except _WorkerDied as e:
             exit_text = await self._discard(slot, crashed=True)
-            message = str(e) if str(e).startswith("output too large") else f"the worker crashed ({exit_text})"
+            message = f"the worker crashed ({exit_text})" if str(e) == _STOPPED else f"{e}; the worker was restarted"
             return Outcome(None, "crash", message, restarted=True)
         except BaseException:
             await self._discard(slot, crashed=False)  # cancelled mid-call: the pipe is out of step

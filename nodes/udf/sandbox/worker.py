@@ -162,7 +162,7 @@ class Channel:
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._read_fd = read_fd
         self._write_fd = write_fd
-        self._decoder = msgspec.msgpack.Decoder(Request)
+        self._decoder: msgspec.msgpack.Decoder[Request] = msgspec.msgpack.Decoder(Request)
         self.encoder = msgspec.msgpack.Encoder()
 
     def _read_exact(self, n: int) -> bytes | None:
@@ -307,7 +307,7 @@ class Worker:
         self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
     ) -> types.ModuleType:
         if level != 0:
-            _VIOLATIONS.append(f"relative import of {name!r}")
+            _VIOLATIONS.append("relative import")
             raise ImportError("relative imports are not allowed in UDF code")
         if type(name) is not str or name not in self.modules:
             _VIOLATIONS.append(f"import of {name!r}")
@@ -334,12 +334,14 @@ class Worker:
         try:
             self.modules = _sanitized(_preload())
             namespace: dict[str, Any] = {"__builtins__": self._builtins(), "__name__": "udf"}
-        except Exception as e:  # noqa: BLE001 - reported to the runtime, which shows it
+        except Exception as e:  # reported to the runtime, which shows it
             self.fail("setup", [Problem(message=f"the sandbox could not start: {e!r}"[:MAX_MESSAGE])])
         if init.check_policy:
             errors = policy.check(init.code)
             if errors:
-                self.fail("policy", [Problem(message=e.message, line=e.line, column=e.column, hint=e.hint) for e in errors])
+                self.fail(
+                    "policy", [Problem(message=e.message, line=e.line, column=e.column, hint=e.hint) for e in errors]
+                )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -349,21 +351,23 @@ class Worker:
         except (ValueError, RecursionError, MemoryError) as e:
             self.fail("policy", [Problem(message=f"the code cannot be compiled: {e}")])
         warnings.simplefilter("ignore")
-        sys.stdin = None  # type: ignore[assignment]
+        sys.stdin = None
         try:
             baseline, limit = _apply_limits(init)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self.fail("setup", [Problem(message=f"the sandbox limits could not be applied: {e!r}"[:MAX_MESSAGE])])
         sys.addaudithook(_make_hook(code))
         # From here on the process is locked down: no file, import, socket or process, ever.
         try:
             exec(code, namespace)
-        except BaseException as e:  # noqa: BLE001 - any failure of the user's module code
+        except BaseException as e:  # any failure of the user's module code
             line = _user_line(e)
-            message = f"loading the code failed: {_type_name(e)}: {_exception_text(e)}"
+            message = f"{_type_name(e)}: {_exception_text(e)}"
             if _VIOLATIONS:
-                message = f"loading the code failed: sandbox: {_VIOLATIONS[0]} is not allowed"
+                message = f"sandbox: {_VIOLATIONS[0]} is not allowed"
             self.fail("load", [Problem(message=message[:MAX_MESSAGE], line=line)])
+        if _VIOLATIONS:  # refused, and the code swallowed the exception
+            self.fail("load", [Problem(message=f"sandbox: {_VIOLATIONS[0]} is not allowed"[:MAX_MESSAGE])])
         process = namespace.get("process")
         if not isinstance(process, types.FunctionType):
             self.fail("load", [Problem(message="process is not a function after loading the code")])
@@ -377,13 +381,16 @@ class Worker:
             data = msgspec.msgpack.encode(msgspec.to_builtins(self.state, str_keys=True))
         except MemoryError:
             return None, "the state could not be saved: out of memory"
-        except Exception as e:  # noqa: BLE001 - user data of any kind
+        except Exception as e:  # user data of any kind
             return None, (
                 f"the state could not be saved ({_exception_text(e)}); keep numbers, text, "
                 "booleans, None, lists and dicts in it"
             )[:MAX_MESSAGE]
         if len(data) > MAX_STATE_BYTES:
-            return None, f"the state is too large to save ({len(data) / MIB:.1f} MiB, limit {MAX_STATE_BYTES // MIB} MiB)"
+            return (
+                None,
+                f"the state is too large to save ({len(data) / MIB:.1f} MiB, limit {MAX_STATE_BYTES // MIB} MiB)",
+            )
         return msgspec.Raw(data), ""
 
     def error(self, kind: ErrorKind, type_name: str, message: str, line: int | None = None) -> bytes:
@@ -436,7 +443,7 @@ class Worker:
             return self.error("memory", "MemoryError", f"out of memory (limit {self.init.memory_mb} MB)")
         except _OutputError as e:
             return self.error("output", "OutputError", str(e))
-        except BaseException as e:  # noqa: BLE001 - any failure of user code is reported, never fatal
+        except BaseException as e:  # any failure of user code is reported, never fatal
             line = _user_line(e)
             if _VIOLATIONS:
                 return self.error("violation", "SandboxViolation", f"sandbox: {_VIOLATIONS[0]} is not allowed", line)
@@ -444,7 +451,16 @@ class Worker:
 
     def run(self) -> None:
         while True:
-            request = self.channel.read()
+            try:
+                request = self.channel.read()
+            except MemoryError:  # the frame was read whole: answer and stay in step
+                self.log = []
+                self.channel.write_bytes(
+                    self.error(
+                        "memory", "MemoryError", f"the batch does not fit in memory (limit {self.init.memory_mb} MB)"
+                    )
+                )
+                continue
             if request is None:
                 return  # the runtime closed the pipe
             if isinstance(request, Process):
@@ -489,7 +505,7 @@ def _type_name(value: object) -> str:
 def _exception_text(e: BaseException) -> str:
     try:
         text = str(e)  # may run a user __str__: still inside the sandbox
-    except BaseException:  # noqa: BLE001 - a user __str__ may fail
+    except BaseException:  # a user __str__ may fail
         text = "(unprintable)"
     return text[:MAX_MESSAGE] if type(text) is str else "(unprintable)"
 
@@ -504,7 +520,7 @@ def _user_line(e: BaseException) -> int | None:
             if tb.tb_frame.f_code.co_filename == policy.FILENAME:
                 line = tb.tb_lineno
             tb = tb.tb_next
-    except BaseException:  # noqa: BLE001, S110 - best effort: the message matters more than the line
+    except BaseException:  # best effort: the message matters more than the line
         pass
     finally:
         _TRUSTED[0] = 0
@@ -525,7 +541,7 @@ def main() -> None:
     worker.setup()
     try:
         worker.run()
-    except BaseException as e:  # noqa: BLE001 - the runtime sees the exit and restarts
+    except BaseException as e:  # the runtime sees the exit and restarts
         sys.stderr.write(f"udf worker failed: {e!r}\n"[:4000])
         sys.stderr.flush()
         os._exit(3)
