@@ -48,6 +48,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_hub(args: argparse.Namespace, catalog: Any) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.WARNING)  # its INFO is per publish/notification
     return asyncio.run(_run_hub(_settings(args), catalog, local_edge=not args.no_local_edge, demo=args.demo))
 
 
@@ -112,8 +113,16 @@ async def _start_local_edge(settings: Settings, leaf_port: int) -> subprocess.Po
         await conn.close()
     data_dir = settings.data_dir / f"edge-{edge_id}"
     cmd = [
-        sys.executable, "-m", "proxus.cli", "edge", "--id", edge_id, "--data-dir", str(data_dir),
-        "--hub", f"nats-leaf://{edge_id}:{password}@127.0.0.1:{leaf_port}",
+        sys.executable,
+        "-m",
+        "proxus.cli",
+        "edge",
+        "--id",
+        edge_id,
+        "--data-dir",
+        str(data_dir),
+        "--hub",
+        f"nats-leaf://{edge_id}:{password}@127.0.0.1:{leaf_port}",
     ]
     env = {**os.environ, "PROXUS_EDGE_DATA_DIR": str(data_dir)}
     log_file = (settings.data_dir / f"edge-{edge_id}.log").open("ab")
@@ -166,4 +175,3 @@ async def _admin_create(settings: Settings, username: str, password: str) -> int
         embedded.stop()
     print(f"admin {username!r} created", file=sys.stderr)
     return 0
-

@@ -487,6 +487,7 @@ def add_cli(subparsers: Any) -> None:
 
 def cmd_edge(args: argparse.Namespace, catalog: Catalog) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.WARNING)  # its INFO is per publish/notification
     agent = EdgeAgent(settings_from(args), catalog)
 
     async def main() -> None:

@@ -43,6 +43,7 @@ from nodes.host import (
     Operator,
     Outputs,
     PermanentError,
+    RetryableError,
     Sink,
     Source,
 )
@@ -167,8 +168,9 @@ class Step:
     def fail(self, exc: BaseException, prefix: str = "") -> None:
         self.metrics.errors += 1
         text = f"{prefix}{type(exc).__name__}: {exc}" if str(exc) else f"{prefix}{type(exc).__name__}"
-        if not self._failed:  # log the first of a run of failures with its traceback
-            self.ctx.log.error("%s", text, exc_info=exc)
+        if not self._failed:  # log the first of a run of failures (with a traceback if unexpected)
+            expected = isinstance(exc, NotConnected | RetryableError | PermanentError | PlanError)
+            self.ctx.log.error("%s", text, exc_info=None if expected else exc)
         self._failed = True
         self.ctx.set_health(Health.ERROR, text)
 
@@ -181,11 +183,15 @@ class Step:
 class SourceStep(Step):
     """Runs a source: connect with backoff, then poll on a drift-free schedule or wait for pushes."""
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.stopping = asyncio.Event()  # set: finish the current poll and its delivery, then end
+
     async def run(self) -> None:
         source = self.behaviour
         assert isinstance(source, Source)
         attempt = 0
-        while True:
+        while not self.stopping.is_set():
             try:
                 await source.connect()
                 self.ctx.set_gauge("connected", 1)
@@ -193,6 +199,7 @@ class SourceStep(Step):
                 attempt = 0
                 if source.interval_s:
                     await self._poll(source, source.interval_s)
+                    return
                 else:
                     while True:
                         batch = await source.read()
@@ -218,10 +225,13 @@ class SourceStep(Step):
         due = loop.time()
         # A poll is late when it starts more than a tenth of its interval after its slot.
         tolerance = max(interval * 0.1, 0.002)
-        while True:
+        while not self.stopping.is_set():
             now = loop.time()
             if now < due:
-                await asyncio.sleep(due - now)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), due - now)
+                if self.stopping.is_set():
+                    return
                 now = loop.time()
             if now - due > tolerance:
                 self.ctx.count("late_polls")
@@ -268,6 +278,7 @@ class SinkStep(Step):
         while True:  # the outbox is local; while it is unavailable the pipeline waits (backpressure)
             try:
                 await self.outbox.append(self.route, self.ctx.flow_id, self.node_id, data)
+                self.ctx.count("appended", len(data))
                 if attempt:
                     self.recover()
                 return
@@ -285,7 +296,9 @@ class SinkStep(Step):
         self.reader = reader = await self.outbox.reader(self.ctx.flow_id, self.node_id)
         connected = False
         attempt = 0
-        flush_s = max(float(self.plan_step.config.get("flush_interval_ms", 1000)) / 1000, 0.05)
+        # A pull returns as soon as anything is there; the timeout only bounds an idle wait (and
+        # very short pulls make nats-py leave orphaned pull requests behind), so keep it at 1 s.
+        fetch_wait_s = 1.0
         while not self._stopping.is_set():
             if not connected:
                 try:
@@ -298,13 +311,24 @@ class SinkStep(Step):
                     await self._pause(backoff_delay(attempt))
                     attempt += 1
                     continue
-            messages = await reader.fetch(max(1, min(1000, sink.max_batch_points)), flush_s)
+            messages = await reader.fetch(max(1, min(1000, sink.max_batch_points)), fetch_wait_s)
             if not messages:
                 continue
-            for data, msgs in merge(messages):
-                connected, attempt = await self._deliver(sink, data, msgs, attempt)
-                if not connected:
-                    break
+            groups = merge(messages)
+            try:
+                while groups:
+                    data, msgs = groups[0]
+                    connected, attempt = await self._deliver(sink, data, msgs, attempt)
+                    groups.pop(0)
+                    if not connected:
+                        break
+            finally:
+                # Whatever was fetched and not delivered (stopped, cancelled, disconnected) goes back
+                # at once, rather than after the ack wait: the next reader delivers it, in order.
+                for _data, msgs in groups:
+                    for msg in msgs:
+                        with contextlib.suppress(Exception):
+                            await msg.nak()
 
     async def _deliver(self, sink: Sink, data: Data, msgs: list[Msg], attempt: int) -> tuple[bool, int]:
         while True:
@@ -360,6 +384,7 @@ class PlanRunner:
         self.steps: dict[str, Step] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._drainers: dict[str, asyncio.Task[None]] = {}
+        self._sources: dict[str, asyncio.Task[None]] = {}
         self.started_ns = 0
 
     # -- construction ----------------------------------------------------------------------------
@@ -437,7 +462,7 @@ class PlanRunner:
         self.started_ns = self.host.clock()
         for step in self.steps.values():
             if isinstance(step, SourceStep):
-                self._spawn(step.run(), f"source {step.node_id}")
+                self._sources[step.node_id] = self._spawn(step.run(), f"source {step.node_id}")
             elif isinstance(step, SinkStep) and step.durable and step.route == "local":
                 self._drainers[step.node_id] = self._spawn(step.drain(), f"sink {step.node_id}")
             interval = getattr(step.behaviour, "timer_interval_s", None)
@@ -469,8 +494,14 @@ class PlanRunner:
             await step.emit(outputs)
 
     async def stop(self, keep: set[str] | None = None, drain_timeout_s: float = 5.0) -> None:
-        """Stop sources and timers, let drainers finish their write, close behaviours not kept."""
+        """Stop sources (after their current poll is delivered), timers and drainers; close behaviours not kept."""
         keep = keep or set()
+        sources = {self._sources[n] for n in self._sources}
+        for step in self.steps.values():
+            if isinstance(step, SourceStep):
+                step.stopping.set()
+        if sources:  # a poll in flight reaches the outbox unless the pipeline is stuck
+            await asyncio.wait(sources, timeout=drain_timeout_s)
         for step in self.steps.values():
             if isinstance(step, SinkStep):
                 step.stop_draining()
@@ -485,6 +516,7 @@ class PlanRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._drainers.clear()
+        self._sources.clear()
         for node_id, step in self.steps.items():
             if isinstance(step, SinkStep) and step.reader is not None:
                 with contextlib.suppress(Exception):

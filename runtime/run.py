@@ -150,6 +150,7 @@ def add_cli(subparsers: Any) -> None:
 
 def cmd_run(args: argparse.Namespace, catalog: Catalog) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.WARNING)  # its INFO is per publish/notification
     try:
         plans = load_plans(Path(args.file), catalog)
         credentials = load_credentials(args.credentials)

@@ -43,8 +43,8 @@ class AlertController(Controller):
     async def list_alerts(
         self,
         db: Db,
-        state: Annotated[
-            Literal["active", "cleared", "all"], QueryParameter(description="active, cleared or all")
+        alert_state: Annotated[
+            Literal["active", "cleared", "all"], QueryParameter(name="state", description="active, cleared or all")
         ] = "active",
         acknowledged: Annotated[bool | None, QueryParameter(description="Only (un)acknowledged ones")] = None,
         severity: Annotated[Severity | None, QueryParameter()] = None,
@@ -56,7 +56,7 @@ class AlertController(Controller):
     ) -> list[Alert]:
         return await service.list_alerts(
             db,
-            state=state,
+            state=alert_state,
             acknowledged=acknowledged,
             severity=severity,
             rule_id=rule_id,

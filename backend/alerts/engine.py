@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -253,9 +254,16 @@ class AlertEngine:
                     "; giving up" if stop else "",
                 )
         except asyncio.CancelledError:
+            # The Hub is stopping mid-delivery: give the lease back so the next start retries at once.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(item.id))
             raise
         except Exception:
             log.exception("delivering notification %s", item.id)
+
+    async def _release(self, notification_id: int) -> None:
+        async with self.state.pool.acquire() as conn:
+            await service.release(conn, notification_id)
 
     async def _auth(self, conn: asyncpg.Connection, target: Webhook) -> dict[str, str] | SendResult:
         """The auth header from the stored credential (decrypted only here, never stored elsewhere)."""

@@ -573,6 +573,13 @@ async def record_attempt(
         )
 
 
+async def release(conn: asyncpg.Connection, notification_id: int) -> None:
+    """End the lease of a notification whose delivery was interrupted (it is due again at once)."""
+    await conn.execute(
+        "UPDATE alert_notifications SET next_attempt_at = now() WHERE id = $1 AND state = 'pending'", notification_id
+    )
+
+
 async def give_up(conn: asyncpg.Connection, notification_id: int, error: str) -> None:
     await conn.execute(
         "UPDATE alert_notifications SET state = 'failed', last_error = $2 WHERE id = $1", notification_id, error

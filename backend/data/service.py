@@ -659,9 +659,7 @@ async def update_dashboard(
     _check_time_range(data.time_range, "time_range")
     panels = _checked_panels(data.panels)
     async with conn.transaction():
-        row = await conn.fetchrow(
-            f"SELECT {_DASHBOARD_COLUMNS} FROM dashboards WHERE id = $1 FOR UPDATE", dashboard_id
-        )
+        row = await conn.fetchrow(f"SELECT {_DASHBOARD_COLUMNS} FROM dashboards WHERE id = $1 FOR UPDATE", dashboard_id)
         if row is None:
             raise not_found("dashboard", dashboard_id)
         before = _dashboard(row)

@@ -30,6 +30,11 @@ from backend.deploy.events import DeployEvents
 log = logging.getLogger("proxus.hub.deploy")
 
 
+# A heartbeat is built a little before it is sent, so one can arrive just after a plan report and
+# still show the state from before it: plan reports younger than this win over heartbeats.
+PLAN_REPORT_PRECEDENCE_S = 2.0
+
+
 @dataclass
 class FlowReport:
     """What an edge last said about one flow."""
@@ -39,12 +44,13 @@ class FlowReport:
     state: str  # applied | failed | pending | removed
     error: str
     at: float  # monotonic time received
+    from_plan: bool = False  # a plan report (else a heartbeat)
 
 
 @dataclass
 class EdgeView:
     flows: dict[str, FlowReport] = field(default_factory=dict)
-    complete: bool = False  # a heartbeat (the full list of flows) has been received
+    heartbeat_at: float | None = None  # when the last heartbeat (the full list of flows) arrived
 
 
 @dataclass
@@ -77,18 +83,22 @@ class StatusTracker:
             flows = body.get("flows")
             if not isinstance(flows, dict):
                 return
-            view.flows = {
-                str(flow_id): FlowReport(
+            fresh = {
+                str(key): FlowReport(
                     applied_hash=str(f.get("hash") or ""),
                     desired_hash=str(f.get("desired_hash") or ""),
                     state=str(f.get("state") or ""),
                     error=str(f.get("error") or ""),
                     at=now,
                 )
-                for flow_id, f in flows.items()
+                for key, f in flows.items()
                 if isinstance(f, dict)
             }
-            view.complete = True
+            for key, previous in view.flows.items():
+                if previous.from_plan and now - previous.at < PLAN_REPORT_PRECEDENCE_S:
+                    fresh[key] = previous
+            view.flows = fresh
+            view.heartbeat_at = now
         elif kind == "plan":
             flow_id, state = body.get("flow_id"), str(body.get("state") or "")
             error = str(body.get("error") or "")
@@ -99,12 +109,12 @@ class StatusTracker:
             known = view.flows.get(flow_id)
             plan_hash = str(body.get("hash") or "")
             if state == "removed":
-                view.flows[flow_id] = FlowReport("", "", "removed", "", now)
+                view.flows[flow_id] = FlowReport("", "", "removed", "", now, True)
             elif state == "applied":
-                view.flows[flow_id] = FlowReport(plan_hash, plan_hash, "applied", "", now)
+                view.flows[flow_id] = FlowReport(plan_hash, plan_hash, "applied", "", now, True)
             elif state == "failed":
                 applied = str(body.get("applied_hash") or (known.applied_hash if known else ""))
-                view.flows[flow_id] = FlowReport(applied, plan_hash, "failed", error, now)
+                view.flows[flow_id] = FlowReport(applied, plan_hash, "failed", error, now, True)
             else:
                 return
         else:
@@ -161,7 +171,9 @@ class StatusTracker:
         """(new state, error, states it may move from), or None while the edge has not answered."""
         report = view.flows.get(entry.flow_id)
         if entry.action == "remove":
-            gone = (report is None and view.complete) or (report is not None and report.state == "removed")
+            # Removed: the edge said so, or a heartbeat sent after the bundle changed no longer lists it.
+            listed_after = report is None and view.heartbeat_at is not None and view.heartbeat_at >= entry.since
+            gone = listed_after or (report is not None and report.state == "removed")
             return ("removed", "", ("pending",)) if gone else None
         if report is None or report.state == "removed":
             return None

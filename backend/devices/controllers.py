@@ -140,7 +140,7 @@ class DeviceController(Controller):
         summary="Test the connection to the device from its edge (503 edge_offline when the edge is offline)",
     )
     async def test_connection(
-        self, db: Db, state: State, device_id: DeviceId, data: JSONBody[ConnectionTest] | None = None
+        self, db: Db, state: State, device_id: DeviceId, data: JSONBody[ConnectionTest | None] = None
     ) -> ConnectionTestResult:
         return await service.test_connection(
             db, state.box, state.nats, state.edge_status, device_id, data or ConnectionTest()

@@ -29,11 +29,14 @@ log = logging.getLogger("proxus.hub.edges")
 EdgeId = Annotated[str, PathParameter(pattern=EDGE_ID_PATTERN, min_length=1, max_length=64)]
 
 
-async def apply_nats(state: State, db: Db, edge_id: str, removed: bool = False) -> NatsUserState:
-    """Bring the hub NATS users in line with the edges table (reload the embedded server)."""
+async def apply_nats(state: State, db: Db, edge_id: str, removed: bool = False, revoke: bool = False) -> NatsUserState:
+    """Bring the hub NATS users in line with the edges table (reload the embedded server); with
+    ``revoke`` the edge's current leaf connection is ended (removal, new password)."""
     auth: HubNatsAuth = state.hub_nats_auth
     try:
-        applied = await auth.apply(db, getattr(state, "hub_nats_server", None))
+        applied = await auth.apply(
+            db, getattr(state, "hub_nats_server", None), revoked=[edge_id] if revoke or removed else []
+        )
     except Exception as exc:
         log.exception("applying NATS users after a change of edge %s", edge_id)
         return NatsUserState(applied=False, message=f"the hub NATS server did not take the new users: {exc}")
@@ -109,7 +112,7 @@ class EdgeController(Controller):
         edge_id: EdgeId,
     ) -> EdgeCredentials:
         edge, password = await service.rotate_password(db, principal, edge_id, address)
-        nats = await apply_nats(state, db, edge.id)
+        nats = await apply_nats(state, db, edge.id, revoke=True)
         return _credentials(state, request, edge, password, nats)
 
     @patch("/{edge_id:str}", guards=[admin], summary="Rename an edge or change its description")

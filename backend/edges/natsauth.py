@@ -21,12 +21,13 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import bcrypt
+import nats
 
 from proxus.plan import PLANS_BUCKET
 from proxus.services.nats import NatsServer
@@ -229,14 +230,20 @@ class HubNatsAuth:
         if not self.conf_path.exists():
             self.write([])
 
-    async def apply(self, conn: asyncpg.Connection, server: NatsServer | None = None) -> bool:
+    async def apply(
+        self, conn: asyncpg.Connection, server: NatsServer | None = None, *, revoked: Iterable[str] = ()
+    ) -> bool:
         """Rewrite auth.conf from the edges table and reload the embedded server when it changed.
 
+        A reload does not end the connections of users that are gone or whose password changed, so
+        the leaf connections of the ``revoked`` edges (and any leaf whose server name is not a
+        registered edge id) are then disconnected through the system account; they cannot come back.
         Returns True when a managed server runs the current users (the change is in force); False when
-        there is no managed server (an external NATS: its admin must apply the users).
-        Raises RuntimeError when the server refuses the new config.
+        there is no managed server (an external NATS: its admin must apply the users). Raises
+        RuntimeError when the server refuses the new config.
         """
         server = server or self.server
+        revoked = set(revoked)
         async with self._lock:
             rows = await conn.fetch("SELECT id, nats_password_hash FROM edges ORDER BY id")
             edges = [(r["id"], r["nats_password_hash"]) for r in rows]
@@ -246,7 +253,32 @@ class HubNatsAuth:
             if changed:
                 await asyncio.to_thread(server.reload)
                 log.info("hub NATS reloaded with %d edge user(s)", len(edges))
+            if revoked:
+                await self.disconnect_leafs(server, keep={e for e, _ in edges} - revoked)
             return True
+
+    async def disconnect_leafs(self, server: NatsServer, keep: set[str]) -> list[str]:
+        """Close the leaf connections of servers not named in ``keep`` (edge agents name their leaf
+        server after the edge id); returns the names of the leafs disconnected."""
+        leafz = await asyncio.to_thread(server.monitor, "leafz")
+        targets = [
+            (int(leaf["id"]), str(leaf.get("name", "")))
+            for leaf in leafz.get("leafs", [])
+            if leaf.get("name") not in keep
+        ]
+        if not targets:
+            return []
+        server_id = (await asyncio.to_thread(server.monitor, "varz"))["server_id"]
+        nc = await nats.connect(
+            server.url, user=self.sys_user, password=self.sys_password, allow_reconnect=False, connect_timeout=5
+        )
+        try:
+            for cid, name in targets:
+                await nc.request(f"$SYS.REQ.SERVER.{server_id}.KICK", json.dumps({"cid": cid}).encode(), timeout=5)
+                log.info("disconnected leaf %s (lid %d): its credentials were revoked", name, cid)
+        finally:
+            await nc.close()
+        return [name for _, name in targets]
 
     def edge_user_config(self, edge: str, password_hash: str) -> str:
         """The user entry for an edge, for admins who run their own NATS (add it to account APP)."""

@@ -212,11 +212,11 @@ class Instantiate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class DashboardResult(msgspec.Struct, frozen=True, omit_defaults=True):
-    created: Annotated[bool, msgspec.Meta(description="Whether the data domain created the dashboard")]
-    id: Any | None = None
+    created: Annotated[bool, msgspec.Meta(description="Whether the dashboard was created")]
+    id: Annotated[int | None, msgspec.Meta(description="Id of the created dashboard")] = None
     definition: Annotated[
         dict[str, Any] | None,
-        msgspec.Meta(description="The dashboard definition, parameters substituted (when not created)"),
+        msgspec.Meta(description="The dashboard definition, parameters substituted"),
     ] = None
 
 

@@ -8,8 +8,6 @@ files in ``builtin/`` and are read-only; user templates live in the ``templates`
 from __future__ import annotations
 
 import copy
-import importlib
-import inspect
 import logging
 import math
 import re
@@ -126,7 +124,8 @@ def resolve_values(
 
     An explicit ``null`` for an optional parameter means "not set": its placeholders are removed
     (see :mod:`.placeholders`). ``registry``: the Hub's devices and edges, to check device and edge
-    values against (``None`` when unknown).
+    values against (``None`` when unknown); an edge parameter given no value and no default takes
+    the Hub's only edge when there is exactly one.
     """
     known = {p.name: p for p in parameters}
     problems: list[FieldProblem] = []
@@ -139,6 +138,10 @@ def resolve_values(
     for param in parameters:
         field = f"values.{param.name}"
         value = values.get(param.name, param.default)
+        only_edge = registry is not None and registry.edges is not None and len(registry.edges) == 1
+        if value is None and param.kind == "edge" and param.name not in values and only_edge:
+            assert registry is not None and registry.edges is not None
+            (value,) = registry.edges  # the Hub has one edge: that is where the flow runs
         if value is None:
             if param.required:
                 problems.append(FieldProblem(field, f"parameter {param.name!r} ({_label(param)}) needs a value"))
@@ -283,6 +286,19 @@ def _probe(param: Parameter) -> Any:
     return "x" if param.required else None
 
 
+def check_dashboard(dashboard: dict[str, Any]) -> list[Diagnostic]:
+    """The dashboard definition must be one the data domain accepts (name and flow are set later)."""
+    from backend.data.service import coerce_spec
+
+    try:
+        coerce_spec({"name": "dashboard", **dashboard, "flow_id": None})
+    except ApiError as exc:
+        field = exc.details[0].field if exc.details else ""
+        path = "$.dashboard" + ("" if field in ("", "dashboard") else f".{field}")
+        return [_error(path, exc.message)]
+    return []
+
+
 def check_template(
     parameters: list[Parameter],
     document: dict[str, Any],
@@ -297,6 +313,8 @@ def check_template(
     errors = check_parameters(parameters)
     errors += check_placeholders(parameters, document, dashboard)
     probes = {p.name: _probe(p) for p in parameters}
+    if dashboard is not None:
+        errors += check_dashboard(ph.substitute(dashboard, probes))
     doc, structural = load_flow(ph.substitute(document, probes))
     for d in structural:
         if d.severity == "error":
@@ -736,36 +754,11 @@ def build(
     return document, dashboard, result.diagnostics
 
 
-async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    result = fn(*args, **kwargs)
-    return await result if inspect.isawaitable(result) else result
+async def hub_registry(conn: asyncpg.Connection) -> Registry:
+    """The Hub's devices and edges, as the compiler resolves them (the devices domain's)."""
+    from backend.devices.service import registry
 
-
-def _optional(module: str, name: str) -> Any:
-    """A function another domain provides, or None while it does not (yet) exist."""
-    try:
-        loaded = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(loaded, name, None)
-
-
-async def hub_registry(conn: asyncpg.Connection) -> Registry | None:
-    """The Hub's devices and edges (backend.devices.service.registry), or None when unavailable."""
-    fn = _optional("backend.devices.service", "registry")
-    if fn is None:
-        return None
-    result = await _call(fn, conn)
-    return result if isinstance(result, Registry) else None
-
-
-def _attr(obj: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(obj, Mapping) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return None
+    return await registry(conn)
 
 
 async def instantiate(
@@ -794,12 +787,10 @@ async def instantiate(
         created = await flows.create_from_document(conn, who, flow_doc, f"from template {template.name}", address)
         flow_id, version = created.id, created.latest_version
         if dashboard is not None:
-            create_dashboard = _optional("backend.data.service", "create_dashboard")
-            if create_dashboard is None:
-                dashboard_result = DashboardResult(created=False, definition=dashboard)
-            else:
-                made = await _call(create_dashboard, conn, who, {**dashboard, "flow_id": flow_id})
-                dashboard_result = DashboardResult(created=True, id=_attr(made, "id"))
+            from backend.data.service import create_dashboard
+
+            made = await create_dashboard(conn, who, {**dashboard, "flow_id": flow_id}, address=address)
+            dashboard_result = DashboardResult(created=True, id=made.id, definition=dashboard)
         await record(
             conn,
             who,

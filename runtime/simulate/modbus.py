@@ -114,6 +114,9 @@ class ModbusSimConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
     values: Literal["known", "live"] = "live"
     update_ms: int = 1000
     backend: Literal["pymodbus", "fast"] = "pymodbus"
+    # "energy_meter" serves the register map of examples/modbus-energy-meter.json with plausible
+    # live values (voltages near 230 V, currents, power, a growing energy counter) instead of tNNNN tags.
+    profile: Literal["generic", "energy_meter"] = "generic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ class SimTag:
     byte_order: ByteOrder
     length: int = 1
     bit: int = 0
+    formula: str | None = None  # a named value model (profiles); None: by data type
 
     @property
     def words(self) -> int:
@@ -144,8 +148,37 @@ class SimTag:
         )
 
 
+# examples/modbus-energy-meter.json: (tag, table, address, data type, value model)
+ENERGY_METER: tuple[tuple[str, Table, int, DataType, str], ...] = (
+    ("voltage_l1", "input", 0, "float32", "voltage"),
+    ("voltage_l2", "input", 2, "float32", "voltage"),
+    ("voltage_l3", "input", 4, "float32", "voltage"),
+    ("current_l1", "input", 6, "float32", "current"),
+    ("power_active_w", "input", 12, "int32", "power"),
+    ("energy_import_wh", "input", 72, "uint32", "energy"),
+)
+
+
+def _profile_value(tag: SimTag, device: int, tick: int) -> Value:
+    phase = tick / 10.0 + tag.index
+    if tag.formula == "voltage":
+        return _f32(230.0 + 2.0 * math.sin(phase))
+    if tag.formula == "current":
+        return _f32(10.0 + 3.0 * math.sin(phase / 3))
+    if tag.formula == "power":
+        return int(3 * 230.0 * (10.0 + 3.0 * math.sin(phase / 3)))
+    if tag.formula == "energy":
+        return (1_000_000 + 250 * device + 2 * tick) % (1 << 32)
+    raise ValueError(f"unknown value model {tag.formula!r}")
+
+
 def build_tags(config: ModbusSimConfig) -> list[SimTag]:
     """The tag layout every device of ``config`` serves (a pure function of the config)."""
+    if config.profile == "energy_meter":
+        return [
+            SimTag(index=i, tag=tag, table=table, address=address, data_type=dt, byte_order="ABCD", formula=model)
+            for i, (tag, table, address, dt, model) in enumerate(ENERGY_METER)
+        ]
     if not config.data_types or not config.byte_orders or not config.register_tables:
         raise ValueError("data_types, byte_orders and register_tables must not be empty")
     cursor: dict[str, int] = {"coil": 0, "discrete_input": 0, "holding": 0, "input": 0}
@@ -192,6 +225,8 @@ def tag_value(tag: SimTag, device: int, tick: int = 0, *, live: bool = False) ->
     differs from its neighbours and a wrong byte order or offset shows. Live values count up
     (integers), follow a sine (floats), toggle (bits) or carry the tick (strings).
     """
+    if tag.formula is not None:
+        return _profile_value(tag, device, tick)
     n = device * 7919 + tag.index * 104729 + 1
     mixed = n * 0x9E3779B97F4A7C15
     dt = tag.data_type
@@ -592,6 +627,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--values", choices=("known", "live"), help="fixed known values, or changing ones")
     parser.add_argument("--update-ms", type=int, help=f"value update period (default {d.update_ms})")
     parser.add_argument("--backend", choices=("pymodbus", "fast"), help="server implementation (default pymodbus)")
+    parser.add_argument(
+        "--profile", choices=("generic", "energy_meter"), help="energy_meter: the register map of the example flow"
+    )
     parser.add_argument("--print-map", action="store_true", help="print the modbus.read register map and exit")
     return parser
 
@@ -615,6 +653,7 @@ def config_from_args(args: argparse.Namespace) -> ModbusSimConfig:
         "values": args.values,
         "update_ms": args.update_ms,
         "backend": args.backend,
+        "profile": args.profile,
     }
     fields.update({k: v for k, v in flags.items() if v is not None})
     return msgspec.convert(fields, ModbusSimConfig)

@@ -17,7 +17,9 @@ from backend.settings import Settings
 ADMIN = ("admin", "correct horse battery")
 
 
-def hub_settings(tmp_path: Path, database_url: str, nats_url: str, redis_url: str | None, redis_prefix: str) -> Settings:
+def hub_settings(
+    tmp_path: Path, database_url: str, nats_url: str, redis_url: str | None, redis_prefix: str
+) -> Settings:
     return Settings(
         data_dir=tmp_path / "hub",
         database_url=database_url,

@@ -14,7 +14,9 @@ from tests.integration.hub_support import ADMIN, Client, add_user, hub_settings,
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, nats_server_factory: Any, redis_url: str, redis_prefix: str) -> Settings:
+def settings(
+    tmp_path: Path, database_url: str, nats_server_factory: Any, redis_url: str, redis_prefix: str
+) -> Settings:
     hub = nats_server_factory.hub()
     return hub_settings(tmp_path, database_url, hub.url, redis_url, redis_prefix)
 
@@ -147,7 +149,9 @@ async def test_bad_input_gets_a_4xx_naming_the_field(settings: Settings) -> None
         assert body["error"] == "invalid_request"
         assert "username" in body["message"] or "password" in body["message"]
         assert (await client.get("/api/users/99999999")).status_code == 404
-        assert (await client.post("/api/users", content=b"{not json", headers={"Content-Type": "application/json"})).status_code == 400
+        assert (
+            await client.post("/api/users", content=b"{not json", headers={"Content-Type": "application/json"})
+        ).status_code == 400
 
 
 async def test_memory_sessions_when_redis_is_not_configured(settings: Settings) -> None:

@@ -128,7 +128,10 @@ def test_help_text_and_identity(spec: NodeSpec) -> None:
     # Every node type runs: its behaviour is the right kind of runtime object for its category.
     assert isinstance(spec.behaviour, type), f"{spec.type_id} has no runtime behaviour"
     wanted: tuple[type, ...] = (
-        (Source,) if spec.category is Category.DEVICE else (Sink,) if spec.category is Category.SINK
+        (Source,)
+        if spec.category is Category.DEVICE
+        else (Sink,)
+        if spec.category is Category.SINK
         else (Operator, AsyncOperator)
     )
     assert issubclass(spec.behaviour, wanted), spec.type_id

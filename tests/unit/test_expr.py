@@ -134,9 +134,7 @@ def test_filter_selects(source: str, expected: list[int]) -> None:
     ],
 )
 def test_filter_numeric(source: str, expected: list[int]) -> None:
-    batch = make_batch(
-        ("d/a", 0), ("d/a", 10), ("d/a", 12.34), ("d/a", 20, 0), ("d/a", 100, 2), ("d/b", -5, 1)
-    )
+    batch = make_batch(("d/a", 0), ("d/a", 10), ("d/a", 12.34), ("d/a", 20, 0), ("d/a", 100, 2), ("d/b", -5, 1))
     assert compile_filter(source).select_with_errors(batch) == (expected, 0, None)
 
 
@@ -506,9 +504,7 @@ def test_expression_error_attributes() -> None:
     error = raised.value
     assert isinstance(error, ValueError)
     assert (error.offset, error.line, error.column) == (6, 1, 7)
-    assert str(error) == (
-        'line 1, column 7: attribute access is not allowed (use point["name"] for tag names)'
-    )
+    assert str(error) == ('line 1, column 7: attribute access is not allowed (use point["name"] for tag names)')
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.message, copy.offset, copy.line, copy.column) == (
         error.message,

@@ -82,16 +82,17 @@ export async function request<T>(
   method: string,
   url: string,
   body?: unknown,
-  init: { raw?: boolean; signal?: AbortSignal } = {},
+  init: { raw?: boolean; signal?: AbortSignal; text?: boolean } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  // `text`: the body is sent as it is (a file's bytes), not JSON-encoded.
   if (UNSAFE.has(method) && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   const response = await fetch(url, {
     method,
     headers,
     credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : init.text ? String(body) : JSON.stringify(body),
     signal: init.signal,
   });
   if (!response.ok) {

@@ -14,8 +14,30 @@ interface SessionState {
   logout: () => Promise<void>;
 }
 
+/**
+ * A hint (not a secret: the session cookie is httpOnly) that this browser signed in before, so a
+ * fresh visit asks for the login form without first provoking a 401 from /api/auth/me.
+ */
+const HINT = "proxus.signed-in";
+function remember(on: boolean): void {
+  try {
+    if (on) window.localStorage.setItem(HINT, "1");
+    else window.localStorage.removeItem(HINT);
+  } catch {
+    /* storage disabled */
+  }
+}
+function remembered(): boolean {
+  try {
+    return window.localStorage.getItem(HINT) === "1";
+  } catch {
+    return true;
+  }
+}
+
 function signedIn(me: Me): Partial<SessionState> {
   setCsrfToken(me.csrf_token);
+  remember(true);
   return { me, status: "signed-in" };
 }
 
@@ -23,10 +45,13 @@ export const useSession = create<SessionState>((set) => ({
   me: null,
   status: "unknown",
   probe: async () => {
-    const { data, response } = await api.GET("/api/auth/me");
-    if (response.ok && data) {
-      set(signedIn(data));
-      return;
+    if (remembered()) {
+      const { data, response } = await api.GET("/api/auth/me");
+      if (response.ok && data) {
+        set(signedIn(data));
+        return;
+      }
+      remember(false);
     }
     const setup = await unwrap(api.GET("/api/auth/setup")).catch(() => ({ needed: false }));
     set({ me: null, status: setup.needed ? "setup" : "signed-out" });
@@ -48,12 +73,14 @@ export const useSession = create<SessionState>((set) => ({
       if (!(err instanceof ApiError && err.status === 401)) throw err;
     }
     setCsrfToken("");
+    remember(false);
     set({ me: null, status: "signed-out" });
   },
 }));
 
 setUnauthenticatedHandler(() => {
   setCsrfToken("");
+  remember(false);
   useSession.setState({ me: null, status: "signed-out" });
 });
 

@@ -19,8 +19,9 @@ export const useCatalog = create<CatalogState>((set, get) => ({
   expressions: null,
   status: "idle",
   error: null,
-  load: async () => {
-    if (get().status === "loading" || get().status === "ready") return;
+  load: () => {
+    if (get().status === "ready") return Promise.resolve();
+    loading ??= (async () => {
     set({ status: "loading", error: null });
     try {
       const [entries, expressions] = await Promise.all([
@@ -30,9 +31,15 @@ export const useCatalog = create<CatalogState>((set, get) => ({
       set({ entries, byType: indexCatalog(entries), expressions, status: "ready" });
     } catch (err) {
       set({ status: "error", error: err instanceof Error ? err.message : String(err) });
+    } finally {
+      loading = null;
     }
+    })();
+    return loading;
   },
 }));
+
+let loading: Promise<void> | null = null;
 
 /** type → entry of its highest version; "type@version" → that version. */
 export function indexCatalog(entries: CatalogEntry[]): Map<string, CatalogEntry> {

@@ -12,7 +12,6 @@ import {
   MiniMap,
   type Node,
   ReactFlow,
-  type ReactFlowInstance,
   type XYPosition,
   useReactFlow,
 } from "@xyflow/react";
@@ -67,7 +66,6 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
   const pointer = useRef<{ client: XYPosition; inside: boolean }>({ client: { x: 0, y: 0 }, inside: false });
   const connecting = useRef<{ nodeId: string; handleId: string | null; handleType: string | null } | null>(null);
   const [quickAdd, setQuickAdd] = useState<QuickAddState | null>(null);
-  const [instance, setInstance] = useState<ReactFlowInstance<CanvasNode, Wire> | null>(null);
 
   const specOfNode = useCallback(
     (id: string) => {
@@ -93,13 +91,13 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
   );
 
   const addEntry = useCallback(
-    (entry: CatalogEntry, at: XYPosition, connectFrom?: QuickAddState["connectFrom"]) => {
+    (entry: CatalogEntry, at: XYPosition, connectFrom?: QuickAddState["connectFrom"], autoWire = false) => {
       const position = { x: at.x - NODE_WIDTH / 2, y: at.y - NODE_HEIGHT / 2 };
       let wire: { node: string; port: string; input: string } | undefined;
       if (connectFrom) {
         const input = entry.inputs.find((i) => i.accepts.includes(connectFrom.kind));
         if (input) wire = { node: connectFrom.node, port: connectFrom.port, input: input.name };
-      } else {
+      } else if (autoWire) {
         // Quick-add with one node selected: wire it from that node when the ports fit.
         const s = store.getState();
         if (s.selectedNodes.length === 1) {
@@ -291,6 +289,7 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
   }, [nodes, compare]);
 
   const large = nodes.length > LARGE_FLOW;
+  const [initiallyFilled] = useState(() => nodes.length > 0);
 
   const onPaneDoubleClick = (e: ReactMouseEvent) => {
     const target = e.target as HTMLElement;
@@ -325,9 +324,9 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
         onSelectionDragStart={() => store.getState().beginDrag()}
         onDrop={onDrop}
         onDragOver={onDragOver}
-        onInit={setInstance as never}
-        fitView
-        fitViewOptions={{ padding: 0.15, maxZoom: 1.25 }}
+        fitView={initiallyFilled}
+        fitViewOptions={{ padding: 0.15, maxZoom: 1.1 }}
+        defaultViewport={{ x: 40, y: 40, zoom: 1 }}
         minZoom={0.05}
         maxZoom={2.5}
         onlyRenderVisibleElements={large}
@@ -382,12 +381,11 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
           }
           onClose={() => setQuickAdd(null)}
           onPick={(entry) => {
-            addEntry(entry, quickAdd.flow, quickAdd.connectFrom);
+            addEntry(entry, quickAdd.flow, quickAdd.connectFrom, true);
             setQuickAdd(null);
           }}
         />
       ) : null}
-      {instance ? null : null}
     </div>
   );
 }

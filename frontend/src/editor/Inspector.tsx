@@ -318,7 +318,7 @@ function NodeInspector({ node }: { node: ProxusNode }) {
       <div className="field">
         <div className="field-head">
           <label className="field-label" htmlFor="node-label">
-            Label
+            Name on the canvas
           </label>
           <span className="muted small mono" title="Node id">
             {node.id}

@@ -14,6 +14,7 @@ import {
   isProxusNode,
   newNodeId,
   shortId,
+  uniqueId,
   toCanvasNode,
   toCommentNode,
   toFrameNode,
@@ -100,7 +101,7 @@ export function pastePayload(
   const isTaken = (id: string) => taken(id) || used.has(id);
   const nodes: CanvasNode[] = [];
   for (const n of payload.nodes) {
-    const id = isTaken(n.id) ? newNodeId(n.type, isTaken) : n.id;
+    const id = /^[A-Za-z0-9_-]{1,64}$/.test(n.id) ? uniqueId(n.id, isTaken) : newNodeId(n.type, isTaken);
     used.add(id);
     mapping.set(n.id, id);
     const c = toCanvasNode({ ...n, id, position: { x: (n.position?.x ?? 0) + dx, y: (n.position?.y ?? 0) + dy } });

@@ -270,6 +270,16 @@ export function newNodeId(nodeType: string, taken: (id: string) => boolean): str
   }
 }
 
+/** `base` if free, else `base_2`, `base_3`, … (a trailing `_N` of `base` is replaced). */
+export function uniqueId(base: string, taken: (id: string) => boolean): string {
+  if (!taken(base)) return base;
+  const stem = base.replace(/_\d+$/, "").slice(0, 56) || "node";
+  for (let i = 2; ; i++) {
+    const id = `${stem}_${i}`;
+    if (!taken(id)) return id;
+  }
+}
+
 let counter = 0;
 /** A short random id for wires, groups and comments. */
 export function shortId(prefix: string): string {

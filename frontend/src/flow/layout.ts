@@ -90,14 +90,18 @@ export async function computeLayout(
   );
   const result = await engine.layout(toElkGraph(nodes, usable));
   const out = new Map<string, { x: number; y: number }>();
-  for (const c of result.children ?? []) out.set(c.id, { x: (c.x ?? 0) + origin.x, y: (c.y ?? 0) + origin.y });
+  const children = result.children ?? [];
+  // ELK pads the graph; anchor the laid-out block's top-left corner at the origin.
+  const x0 = Math.min(...children.map((c) => c.x ?? 0));
+  const y0 = Math.min(...children.map((c) => c.y ?? 0));
+  for (const c of children) out.set(c.id, { x: (c.x ?? 0) - x0 + origin.x, y: (c.y ?? 0) - y0 + origin.y });
   return out;
 }
 
 let elkPromise: Promise<ElkLike> | null = null;
 export function loadElk(): Promise<ElkLike> {
   elkPromise ??= import("elkjs/lib/elk.bundled.js").then((m) => {
-    const ELK = (m as { default: new () => ElkLike }).default;
+    const ELK = (m as unknown as { default: new () => ElkLike }).default;
     return new ELK();
   });
   return elkPromise;

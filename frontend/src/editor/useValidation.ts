@@ -1,0 +1,53 @@
+/** Validate the unsaved document on the Hub after each change (debounced); markers follow. */
+import { useEffect } from "react";
+import { api, unwrap } from "../api/client";
+import type { EditorStore } from "./store";
+
+const DEBOUNCE_MS = 450;
+
+export function useValidation(store: EditorStore, flowId: string, enabled: boolean): void {
+  useEffect(() => {
+    if (!enabled) return;
+    let timer: number | undefined;
+    let controller: AbortController | null = null;
+    let last = -1;
+    const run = () => {
+      const s = store.getState();
+      const revision = s.revision;
+      if (revision === last) return;
+      last = revision;
+      controller?.abort();
+      controller = new AbortController();
+      const signal = controller.signal;
+      const document = s.toDocument() as unknown as Record<string, unknown>;
+      unwrap(
+        api.POST("/api/flows/{flow_id}/validate", {
+          params: { path: { flow_id: flowId } },
+          body: { document },
+          signal,
+        }),
+      ).then(
+        (report) => {
+          if (!signal.aborted && store.getState().revision === revision) {
+            store.getState().setDiagnostics(report.diagnostics, revision);
+          }
+        },
+        () => {
+          /* offline or aborted: keep the last markers; the next change retries */
+          if (!signal.aborted) last = -1;
+        },
+      );
+    };
+    const unsubscribe = store.subscribe((s, prev) => {
+      if (s.revision === prev.revision) return;
+      window.clearTimeout(timer);
+      timer = window.setTimeout(run, DEBOUNCE_MS);
+    });
+    run();
+    return () => {
+      unsubscribe();
+      window.clearTimeout(timer);
+      controller?.abort();
+    };
+  }, [store, flowId, enabled]);
+}
