@@ -160,6 +160,6 @@ class DeviceController(Controller):
             str | None,
             QueryParameter(max_length=4096, description="Node whose children to list; default: the Objects folder"),
         ] = None,
-        timeout_s: Annotated[float, QueryParameter(gt=0, le=60)] = 10.0,
+        timeout_s: Annotated[float, QueryParameter(gt=0, le=30)] = 10.0,
     ) -> BrowseResult:
         return await service.browse(db, state.box, state.nats, state.edge_status, device_id, node_id, timeout_s)

@@ -80,7 +80,7 @@ class CsvProblem(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ConnectionTest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60, description="How long the edge tries")] = 5.0
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30, description="How long the edge tries")] = 5.0
     settings: Annotated[
         dict[str, Any] | None,
         msgspec.Meta(description="Unsaved settings to test instead of the stored ones (same validation)"),

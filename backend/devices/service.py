@@ -347,7 +347,7 @@ async def browse(
             extra={"edge": device.edge},
         )
     try:
-        children = msgspec.convert(answer.get("children", []), list[BrowseNode])
+        children = msgspec.convert(answer.get("nodes", answer.get("children", [])), list[BrowseNode])
     except msgspec.ValidationError as exc:
         raise ApiError(502, "edge_error", f"the edge's browse answer is malformed: {exc}") from exc
     return BrowseResult(device=device.id, edge=device.edge, node_id=node_id, children=children)

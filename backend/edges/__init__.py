@@ -6,8 +6,10 @@ Interfaces for other domains:
   ``status.<edge>`` message (one NATS subscription, dispatched here); append yours in your
   ``start()`` (domains start after this one).
 * ``app.state.edge_status``: :class:`backend.edges.live.LiveStatus` (``online(edge, offline_after_s)``).
-* ``app.state.hub_nats_auth``: :class:`backend.edges.natsauth.HubNatsAuth`; set it (and
-  ``app.state.hub_nats_server``) before start when the Hub runs an embedded NATS server.
+* ``app.state.hub_nats_auth``: :class:`backend.edges.natsauth.HubNatsAuth` for
+  ``<data_dir>/nats`` (created here unless set); ``app.state.hub_nats_server`` is the embedded
+  server it reloads (None: an external NATS, whose admin applies the users).
+* :func:`backend.edges.service.ensure_local_edge`: the edge ``proxus hub`` runs on its own machine.
 """
 
 from __future__ import annotations
@@ -40,14 +42,16 @@ async def start(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
         listeners = []
         state.status_listeners = listeners
     listeners.insert(0, live.observe)
+    server = getattr(state, "hub_nats_server", None)
     auth: HubNatsAuth | None = getattr(state, "hub_nats_auth", None)
     if auth is None:
-        auth = HubNatsAuth(settings.data_dir / "nats", hub_domain=settings.hub_domain)
+        auth = HubNatsAuth.for_dir(settings.data_dir / "nats", hub_domain=settings.hub_domain)
         state.hub_nats_auth = auth
+    auth.activate(server)
     async with state.pool.acquire() as conn:
         await load_live(conn, live)
         try:
-            await auth.apply(conn, getattr(state, "hub_nats_server", None))
+            await auth.apply(conn, server)
         except Exception:
             log.exception("writing the hub NATS users")
     await state.nats.on_status(dispatcher(listeners))
@@ -65,6 +69,9 @@ async def _persist_loop(app: Litestar, live: LiveStatus) -> None:
 
 
 async def stop(app: Litestar) -> None:
+    auth: HubNatsAuth | None = getattr(app.state, "hub_nats_auth", None)
+    if auth is not None:
+        auth.deactivate()
     live: LiveStatus | None = getattr(app.state, "edge_status", None)
     if live is None:
         return

@@ -105,7 +105,7 @@ def _render_value(value: Any, indent: str) -> str:
     raise TypeError(f"cannot render {value!r}")
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text``, readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -118,6 +118,11 @@ def _write_private(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+# The instance each running Hub uses, by resolved directory: code that only knows the settings
+# (``ensure_local_edge``) finds the managed server (for reloads) and the lock through it.
+_ACTIVE: dict[Path, HubNatsAuth] = {}
 
 
 class HubNatsAuth:
@@ -138,6 +143,20 @@ class HubNatsAuth:
         self.server = server
         self._lock = asyncio.Lock()
         self._secrets: dict[str, str] | None = None
+
+    @classmethod
+    def for_dir(cls, data_dir: str | Path, *, hub_domain: str = "hub") -> HubNatsAuth:
+        """The active instance for ``data_dir`` (the one a running Hub uses), else a new one."""
+        return _ACTIVE.get(Path(data_dir).resolve()) or cls(data_dir, hub_domain=hub_domain)
+
+    def activate(self, server: NatsServer | None) -> None:
+        """Make this the instance for its directory, managing ``server`` (None: an external NATS)."""
+        self.server = server
+        _ACTIVE[self.dir.resolve()] = self
+
+    def deactivate(self) -> None:
+        if _ACTIVE.get(self.dir.resolve()) is self:
+            del _ACTIVE[self.dir.resolve()]
 
     @property
     def conf_path(self) -> Path:
@@ -174,7 +193,7 @@ class HubNatsAuth:
                     loaded[f"{user}_hash"] = hash_password(loaded[f"{user}_password"])
                     changed = True
             if changed:
-                _write_private(self.secrets_path, json.dumps(loaded, indent=2) + "\n")
+                write_private(self.secrets_path, json.dumps(loaded, indent=2) + "\n")
             self._secrets = {k: str(v) for k, v in loaded.items()}
         return self._secrets
 
@@ -222,8 +241,30 @@ class HubNatsAuth:
                 return False
         except FileNotFoundError:
             pass
-        _write_private(self.conf_path, text)
+        write_private(self.conf_path, text)
         return True
+
+    async def prepare(self, database_url: str) -> None:
+        """Before the hub server starts: write auth.conf with the hub user and the edges the database
+        already knows (none on a first start, before migrations; the last file is kept when the
+        database cannot be read)."""
+        edges: list[tuple[str, str]] | None = None
+        try:
+            conn = await asyncpg.connect(database_url)
+            try:
+                if await conn.fetchval("SELECT to_regclass('edges')") is not None:
+                    rows = await conn.fetch("SELECT id, nats_password_hash FROM edges ORDER BY id")
+                    edges = [(r["id"], r["nats_password_hash"]) for r in rows]
+                else:
+                    edges = []
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("cannot read the registered edges (%s); keeping the last auth.conf", exc)
+        if edges is None:
+            await asyncio.to_thread(self.ensure)
+        else:
+            await asyncio.to_thread(self.write, edges)
 
     def ensure(self) -> None:
         """Write an auth.conf with the hub user only when there is none yet (before the server starts)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import shlex
 import time
 from collections.abc import Mapping, Sequence
@@ -18,10 +17,11 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 from backend.audit.service import record
 from backend.auth.principal import Principal
 from backend.edges.live import EdgeLive, LiveStatus
-from backend.edges.natsauth import hash_password, new_password
+from backend.edges.natsauth import HubNatsAuth, check_password, hash_password, new_password, write_private
 from backend.edges.schemas import Edge, EdgeCreate, EdgeStatus, EdgeUpdate, FlowStatus
 from backend.errors import ApiError, FieldProblem, not_found
 from backend.hubnats import HubNats
+from backend.settings import Settings
 from proxus.plan import decode_bundle
 
 log = logging.getLogger("proxus.hub.edges")
@@ -290,10 +290,10 @@ async def load_live(conn: asyncpg.Connection, live: LiveStatus) -> None:
 
 
 def leaf_address(state: Any, request_host: str) -> tuple[str, int]:
-    """Host and port edges dial: ``state.hub_leaf_url`` or PROXUS_HUB_LEAF_URL when set; else the
-    embedded server's leaf port, on its address when it listens on loopback only (edges on this
-    machine) or on the host the browser used to reach the Hub."""
-    configured = getattr(state, "hub_leaf_url", None) or os.environ.get("PROXUS_HUB_LEAF_URL")
+    """Host and port edges dial: ``settings.leaf_url`` (PROXUS_LEAF_URL) when set; else the embedded
+    server's leaf port, on its address when it listens on loopback only (edges on this machine) or
+    on the host the browser used to reach the Hub; else that host and the default leaf port."""
+    configured = getattr(state.settings, "leaf_url", None)
     if configured:
         parts = urlsplit(configured if "://" in configured else f"nats-leaf://{configured}")
         return parts.hostname or request_host, parts.port or DEFAULT_LEAF_PORT
@@ -324,3 +324,49 @@ def join_instructions(edge_id: str, password: str, host: str, port: int, hub_dom
             "heartbeat_s": 5.0,
         },
     }
+
+
+LOCAL_EDGE = "local"
+
+
+async def ensure_local_edge(conn: asyncpg.Connection, settings: Settings, edge_id: str = LOCAL_EDGE) -> tuple[str, str]:
+    """The edge ``proxus hub`` runs on its own machine: registered on first use, its password kept
+    (0600) beside auth.conf so that later starts reuse it; the hub server is reloaded when that
+    changes anything. Returns the edge id and its password."""
+    auth = HubNatsAuth.for_dir(settings.data_dir / "nats", hub_domain=settings.hub_domain)
+    path = auth.dir / f"edge-{edge_id}.password"
+    try:
+        password: str | None = path.read_text().strip() or None
+    except FileNotFoundError:
+        password = None
+    async with conn.transaction():
+        stored = await conn.fetchval("SELECT nats_password_hash FROM edges WHERE id = $1", edge_id)
+        if stored is None:
+            password = password or new_password()
+            await conn.execute(
+                """INSERT INTO edges (id, name, description, nats_password_hash) VALUES ($1, $2, $3, $4)""",
+                edge_id,
+                "Local edge",
+                "Runs on the Hub's machine (started by proxus hub)",
+                await asyncio.to_thread(hash_password, password),
+            )
+            await record(conn, None, "edge.create", "edge", edge_id, after={"id": edge_id}, username="proxus hub")
+        elif password is None or not await asyncio.to_thread(check_password, password, stored):
+            password = new_password()
+            await conn.execute(
+                "UPDATE edges SET nats_password_hash = $2, updated_at = now() WHERE id = $1",
+                edge_id,
+                await asyncio.to_thread(hash_password, password),
+            )
+            await record(
+                conn,
+                None,
+                "edge.rotate_credentials",
+                "edge",
+                edge_id,
+                after={"password_changed": True},
+                username="proxus hub",
+            )
+    write_private(path, password + "\n")
+    await auth.apply(conn)
+    return edge_id, password

@@ -130,20 +130,17 @@ async def test_validation_and_conflicts(hub: tuple[Client, Litestar]) -> None:
 
 
 async def test_only_admins_manage_credentials(hub: tuple[Client, Litestar]) -> None:
-    client, app = hub
+    client, _ = hub
     created = await client.post("/api/credentials", json={"name": "t", "kind": "token", "secret": "tok"})
     assert created.status_code == 201
     for username, role in (("ed", "editor"), ("vi", "viewer")):
-        other = await login_as(app, client, username, role)
-        try:
-            assert (await other.get("/api/credentials")).status_code == 403
-            assert (await other.get("/api/credentials/t")).status_code == 403
-            body = {"name": "x", "kind": "token", "secret": "tok"}
-            assert (await other.post("/api/credentials", json=body)).status_code == 403
-            assert (await other.patch("/api/credentials/t", json={"secret": "y"})).status_code == 403
-            assert (await other.delete("/api/credentials/t")).status_code == 403
-        finally:
-            await other.aclose()
+        other = await login_as(client, username, role)
+        assert (await other.get("/api/credentials")).status_code == 403
+        assert (await other.get("/api/credentials/t")).status_code == 403
+        body = {"name": "x", "kind": "token", "secret": "tok"}
+        assert (await other.post("/api/credentials", json=body)).status_code == 403
+        assert (await other.patch("/api/credentials/t", json={"secret": "y"})).status_code == 403
+        assert (await other.delete("/api/credentials/t")).status_code == 403
 
 
 async def test_credentials_in_use_stay_and_edges_get_them_decrypted(

@@ -67,97 +67,93 @@ async def test_devices_crud_roles_validation_and_registry(hub: Hub, database_url
     await register_edge(client, "line2")
     editor = await hub.login_as("eddie", "editor")
     viewer = await hub.login_as("vera", "viewer")
+    body = {"name": "Main meter", "protocol": "modbus", "edge": "line1", "settings": MODBUS}
+    assert (await viewer.post("/api/devices", json=body)).status_code == 403
+    created = await editor.post("/api/devices", json=body)
+    assert created.status_code == 201, created.text
+    device = created.json()
+    assert device["id"] == "main-meter" and device["edge"] == "line1" and device["protocol"] == "modbus"
+    assert device["sampling_interval_ms"] == 500 and device["points"] == 2
+    assert device["settings"]["registers"][0]["data_type"] == "float32"
+    assert device["settings"]["port"] == 5020 and "device" not in device["settings"]
+    assert changed == ["main-meter"]
+
+    # Viewers read; they change nothing.
+    assert (await viewer.get("/api/devices")).json()[0]["id"] == "main-meter"
+    assert (await viewer.get("/api/devices/main-meter")).status_code == 200
+    assert (await viewer.get("/api/devices", params={"edge": "line2"})).json() == []
+    assert (await viewer.patch("/api/devices/main-meter", json={"name": "x"})).status_code == 403
+    assert (await viewer.delete("/api/devices/main-meter")).status_code == 403
+    assert (
+        await viewer.post("/api/devices/main-meter/registers/csv", json={"csv": "tag,address\n"})
+    ).status_code == 403
+
+    # Errors name the field.
+    bad = {**MODBUS, "registers": [{"tag": "x", "address": 70000}]}
+    refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": bad})
+    assert refused.status_code == 400
+    assert "settings.registers[0].address" in problems(refused)
+    assert "registers[0].address" in refused.json()["message"]
+    wrong_type = {**MODBUS, "registers": [{"tag": "c", "address": 1, "table": "coil", "data_type": "float32"}]}
+    refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": wrong_type})
+    assert refused.status_code == 400 and "settings.registers[0].data_type" in problems(refused)
+    refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": {"port": 502}})
+    assert refused.status_code == 400 and "settings.host" in problems(refused)
+    refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": {**MODBUS, "baud": 9600}})
+    assert refused.status_code == 400 and "settings.baud" in problems(refused)
+    refused = await editor.post("/api/devices", json={**body, "name": "Bad", "edge": "nowhere"})
+    assert refused.status_code == 400 and "edge" in problems(refused)
+    refused = await editor.post("/api/devices", json={**body, "name": "Bad", "protocol": "profinet"})
+    assert refused.status_code == 400 and "protocol" in refused.text
+    opc = {"name": "Oven", "protocol": "opcua", "edge": "line2"}
+    refused = await editor.post("/api/devices", json={**opc, "settings": {"endpoint": "http://oven"}})
+    assert refused.status_code == 400 and "settings.endpoint" in problems(refused)
+    settings = {"endpoint": "opc.tcp://oven:4840", "credential": "missing", "publishing_interval_ms": 250}
+    refused = await editor.post("/api/devices", json={**opc, "settings": settings})
+    assert refused.status_code == 400 and "settings.credential" in problems(refused)
+    nodes = [{"tag": "t", "node_id": "not a node id"}]
+    refused = await editor.post("/api/devices", json={**opc, "settings": {**settings, "nodes": nodes}})
+    assert refused.status_code == 400 and "settings.nodes[0].node_id" in problems(refused)
+    assert (await editor.post("/api/devices", json={**body, "id": "main-meter"})).status_code == 409
+    assert [d["id"] for d in (await viewer.get("/api/devices")).json()] == ["main-meter"]
+
+    credential = {"id": "oven-user", "name": "Oven user", "kind": "username_password", "username": "u"}
+    assert (await client.post("/api/credentials", json={**credential, "secret": "pw"})).status_code == 201
+    settings["credential"] = "oven-user"
+    oven = await editor.post("/api/devices", json={**opc, "id": "oven", "settings": settings})
+    assert oven.status_code == 201, oven.text
+    assert oven.json()["credential"] == "oven-user" and oven.json()["sampling_interval_ms"] == 250
+
+    # Updates: move to another edge, replace the settings.
+    moved = await editor.patch(
+        "/api/devices/main-meter", json={"edge": "line2", "settings": {**MODBUS, "poll_interval_ms": 100}}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["edge"] == "line2" and moved.json()["sampling_interval_ms"] == 100
+    assert (await editor.patch("/api/devices/main-meter", json={"edge": "gone"})).status_code == 400
+    assert changed == ["main-meter", "oven", "main-meter"]
+
+    pool = await create_pool(database_url)
     try:
-        body = {"name": "Main meter", "protocol": "modbus", "edge": "line1", "settings": MODBUS}
-        assert (await viewer.post("/api/devices", json=body)).status_code == 403
-        created = await editor.post("/api/devices", json=body)
-        assert created.status_code == 201, created.text
-        device = created.json()
-        assert device["id"] == "main-meter" and device["edge"] == "line1" and device["protocol"] == "modbus"
-        assert device["sampling_interval_ms"] == 500 and device["points"] == 2
-        assert device["settings"]["registers"][0]["data_type"] == "float32"
-        assert device["settings"]["port"] == 5020 and "device" not in device["settings"]
-        assert changed == ["main-meter"]
-
-        # Viewers read; they change nothing.
-        assert (await viewer.get("/api/devices")).json()[0]["id"] == "main-meter"
-        assert (await viewer.get("/api/devices/main-meter")).status_code == 200
-        assert (await viewer.get("/api/devices", params={"edge": "line2"})).json() == []
-        assert (await viewer.patch("/api/devices/main-meter", json={"name": "x"})).status_code == 403
-        assert (await viewer.delete("/api/devices/main-meter")).status_code == 403
-        assert (
-            await viewer.post("/api/devices/main-meter/registers/csv", json={"csv": "tag,address\n"})
-        ).status_code == 403
-
-        # Errors name the field.
-        bad = {**MODBUS, "registers": [{"tag": "x", "address": 70000}]}
-        refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": bad})
-        assert refused.status_code == 400
-        assert "settings.registers[0].address" in problems(refused)
-        assert "registers[0].address" in refused.json()["message"]
-        wrong_type = {**MODBUS, "registers": [{"tag": "c", "address": 1, "table": "coil", "data_type": "float32"}]}
-        refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": wrong_type})
-        assert refused.status_code == 400 and "settings.registers[0].data_type" in problems(refused)
-        refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": {"port": 502}})
-        assert refused.status_code == 400 and "settings.host" in problems(refused)
-        refused = await editor.post("/api/devices", json={**body, "name": "Bad", "settings": {**MODBUS, "baud": 9600}})
-        assert refused.status_code == 400 and "settings.baud" in problems(refused)
-        refused = await editor.post("/api/devices", json={**body, "name": "Bad", "edge": "nowhere"})
-        assert refused.status_code == 400 and "edge" in problems(refused)
-        refused = await editor.post("/api/devices", json={**body, "name": "Bad", "protocol": "profinet"})
-        assert refused.status_code == 400 and "protocol" in refused.text
-        opc = {"name": "Oven", "protocol": "opcua", "edge": "line2"}
-        refused = await editor.post("/api/devices", json={**opc, "settings": {"endpoint": "http://oven"}})
-        assert refused.status_code == 400 and "settings.endpoint" in problems(refused)
-        settings = {"endpoint": "opc.tcp://oven:4840", "credential": "missing", "publishing_interval_ms": 250}
-        refused = await editor.post("/api/devices", json={**opc, "settings": settings})
-        assert refused.status_code == 400 and "settings.credential" in problems(refused)
-        nodes = [{"tag": "t", "node_id": "not a node id"}]
-        refused = await editor.post("/api/devices", json={**opc, "settings": {**settings, "nodes": nodes}})
-        assert refused.status_code == 400 and "settings.nodes[0].node_id" in problems(refused)
-        assert (await editor.post("/api/devices", json={**body, "id": "main-meter"})).status_code == 409
-        assert [d["id"] for d in (await viewer.get("/api/devices")).json()] == ["main-meter"]
-
-        credential = {"id": "oven-user", "name": "Oven user", "kind": "username_password", "username": "u"}
-        assert (await client.post("/api/credentials", json={**credential, "secret": "pw"})).status_code == 201
-        settings["credential"] = "oven-user"
-        oven = await editor.post("/api/devices", json={**opc, "id": "oven", "settings": settings})
-        assert oven.status_code == 201, oven.text
-        assert oven.json()["credential"] == "oven-user" and oven.json()["sampling_interval_ms"] == 250
-
-        # Updates: move to another edge, replace the settings.
-        moved = await editor.patch(
-            "/api/devices/main-meter", json={"edge": "line2", "settings": {**MODBUS, "poll_interval_ms": 100}}
-        )
-        assert moved.status_code == 200, moved.text
-        assert moved.json()["edge"] == "line2" and moved.json()["sampling_interval_ms"] == 100
-        assert (await editor.patch("/api/devices/main-meter", json={"edge": "gone"})).status_code == 400
-        assert changed == ["main-meter", "oven", "main-meter"]
-
-        pool = await create_pool(database_url)
-        try:
-            async with pool.acquire() as conn:
-                compiled = await registry(conn)
-        finally:
-            await pool.close()
-        assert compiled.edges == frozenset({"line1", "line2"})
-        meter = compiled.devices["main-meter"]
-        assert isinstance(meter, DeviceRecord) and meter.edge == "line2" and meter.protocol == "modbus"
-        assert meter.settings["host"] == "127.0.0.1" and meter.settings["poll_interval_ms"] == 100
-        assert compiled.devices["oven"].settings["credential"] == "oven-user"
-        # What the compiler inlines decodes as the node's config.
-        from nodes.device.modbus_read import ModbusReadConfig
-
-        msgspec.convert({**meter.settings, "device": "main-meter"}, ModbusReadConfig)
-
-        audit = await client.get("/api/audit", params={"entity_type": "device", "entity_id": "main-meter"})
-        assert [e["action"] for e in audit.json()] == ["device.update", "device.create"]
-        assert (await editor.delete("/api/devices/oven")).status_code == 204
-        assert (await viewer.get("/api/devices/oven")).status_code == 404
-        assert changed[-1] == "oven"
+        async with pool.acquire() as conn:
+            compiled = await registry(conn)
     finally:
-        await editor.aclose()
-        await viewer.aclose()
+        await pool.close()
+    assert compiled.edges == frozenset({"line1", "line2"})
+    meter = compiled.devices["main-meter"]
+    assert isinstance(meter, DeviceRecord) and meter.edge == "line2" and meter.protocol == "modbus"
+    assert meter.settings["host"] == "127.0.0.1" and meter.settings["poll_interval_ms"] == 100
+    assert compiled.devices["oven"].settings["credential"] == "oven-user"
+    # What the compiler inlines decodes as the node's config.
+    from nodes.device.modbus_read import ModbusReadConfig
+
+    msgspec.convert({**meter.settings, "device": "main-meter"}, ModbusReadConfig)
+
+    audit = await client.get("/api/audit", params={"entity_type": "device", "entity_id": "main-meter"})
+    assert [e["action"] for e in audit.json()] == ["device.update", "device.create"]
+    assert (await editor.delete("/api/devices/oven")).status_code == 204
+    assert (await viewer.get("/api/devices/oven")).status_code == 404
+    assert changed[-1] == "oven"
 
 
 CSV_OK = """tag,table,address,data_type,byte_order,scale,offset,unit,length,bit

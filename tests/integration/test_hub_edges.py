@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import httpx
-import msgspec
 import nats
 import pytest
 from litestar import Litestar
@@ -25,13 +24,10 @@ from nats.aio.client import Client as NatsClient
 from backend.app import create_app
 from backend.edges.natsauth import HubNatsAuth, check_password, hash_password, new_password
 from backend.settings import Settings
-from nodes.device import modbus_read, opcua_client
-from nodes.device.opcua_subscribe import OpcUaSubscribeConfig
-from nodes.host import Credential
 from proxus.catalog import Catalog
 from proxus.plan import PlanBundle
 from proxus.services.nats import NatsServer
-from runtime.edge import EdgeAgent, EdgeSettings, RequestHandler
+from runtime.edge import EdgeAgent, EdgeSettings
 from tests.integration.hub_support import Client, add_user, hub_settings, setup_admin
 from tests.integration.runtime_support import flow, plan_of, sim
 
@@ -55,20 +51,49 @@ class Hub:
     auth: HubNatsAuth
     settings: Settings
 
-    async def login_as(self, username: str, role: str) -> httpx.AsyncClient:
-        """Another browser on the running Hub, signed in as a new user with ``role``."""
-        return await login_as(self.app, self.client, username, role)
+    async def login_as(self, username: str, role: str) -> As:
+        """Another user (new, with ``role``) on the running Hub."""
+        return await login_as(self.client, username, role)
 
 
-async def login_as(app: Litestar, admin: Client, username: str, role: str) -> httpx.AsyncClient:
-    """A second browser on an already started app (httpx's ASGI transport runs no lifespan), signed in
-    as a new user with ``role``; close it with ``aclose()``."""
+class As:
+    """Requests as another user through the test client (the app runs once, in the client's portal),
+    authenticated with that user's API token."""
+
+    def __init__(self, client: Client, token: str) -> None:
+        self.client = client
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.get(url, headers=self.auth, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.post(url, headers=self.auth, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.patch(url, headers=self.auth, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.delete(url, headers=self.auth, **kwargs)
+
+
+async def login_as(admin: Client, username: str, role: str) -> As:
+    """Create a user with ``role``, sign in as them once to make an API token, and act with it."""
     await add_user(admin, username, role)
-    other = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.test")
-    response = await other.post("/api/auth/login", json={"username": username, "password": "password-123"})
-    assert response.status_code == 200, response.text
-    other.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-    return other
+    cookies, csrf = dict(admin.cookies), admin.headers["X-CSRF-Token"]
+    admin.cookies.clear()  # signing in replaces the session the request carries: keep the admin's out of it
+    try:
+        response = await admin.post("/api/auth/login", json={"username": username, "password": "password-123"})
+        assert response.status_code == 200, response.text
+        created = await admin.post(
+            "/api/tokens", json={"name": "test"}, headers={"X-CSRF-Token": response.json()["csrf_token"]}
+        )
+        assert created.status_code == 201, created.text
+    finally:
+        admin.cookies.clear()
+        admin.cookies.update(cookies)
+        admin.headers["X-CSRF-Token"] = csrf
+    return As(admin, created.json()["secret"])
 
 
 @asynccontextmanager
@@ -96,41 +121,13 @@ async def secured_hub(
         yield Hub(client, app, server, auth, settings)
 
 
-def request_handlers(data_dir: Path) -> dict[str, RequestHandler]:
-    """The edge's handlers for the Hub's device requests (the code proposed for runtime/edge.py)."""
-
-    def opcua_args(body: dict[str, Any]) -> tuple[OpcUaSubscribeConfig, Credential | None, float]:
-        config = msgspec.convert(body["config"], OpcUaSubscribeConfig)
-        credential = msgspec.convert(body["credential"], Credential) if body.get("credential") else None
-        return config, credential, float(body.get("timeout_s", 5.0))
-
-    async def modbus_test(body: dict[str, Any]) -> dict[str, Any]:
-        config = msgspec.convert(body["config"], modbus_read.ModbusReadConfig)
-        return await modbus_read.test_modbus_connection(config, float(body.get("timeout_s", 5.0)))
-
-    async def opcua_test(body: dict[str, Any]) -> dict[str, Any]:
-        config, credential, timeout_s = opcua_args(body)
-        return await opcua_client.test_opcua_connection(config, credential, data_dir, timeout_s)
-
-    async def opcua_browse(body: dict[str, Any]) -> dict[str, Any]:
-        config, credential, timeout_s = opcua_args(body)
-        try:
-            children = await opcua_client.browse(config, body.get("node_id"), credential, data_dir, timeout_s)
-        except opcua_client.OpcUaError as exc:
-            return {"ok": False, "message": str(exc)}
-        return {"ok": True, "children": children}
-
-    return {"modbus.test": modbus_test, "opcua.test": opcua_test, "opcua.browse": opcua_browse}
-
-
 @asynccontextmanager
 async def running_edge(edge_id: str, hub_leaf_url: str, data_dir: Path) -> AsyncIterator[EdgeAgent]:
-    """A real edge agent (its own leaf NATS server) in this process, with the device request handlers."""
+    """A real edge agent (its own leaf NATS server, its device request handlers) in this process."""
     agent = EdgeAgent(
         EdgeSettings(edge_id=edge_id, data_dir=data_dir, hub_leaf_url=hub_leaf_url, heartbeat_s=0.3, resync_s=1.0),
         Catalog.load(),
     )
-    agent.handlers.update(request_handlers(data_dir / "requests"))
     task = asyncio.create_task(agent.run())
     try:
         for _ in range(400):
@@ -308,94 +305,91 @@ async def test_register_shows_the_password_once_and_a_live_edge_reports_its_stat
 ) -> None:
     client = hub.client
     viewer = await hub.login_as("vera", "viewer")
+    refused = await viewer.post("/api/edges", json={"id": "e9"})
+    assert refused.status_code == 403
+    bad = await client.post("/api/edges", json={"id": "no spaces!"})
+    assert bad.status_code == 400 and "id" in bad.text
+
+    created = await register_edge(client, "line1")
+    password = created["password"]
+    assert len(password) >= 24
+    port = hub.nats.leaf_port
+    assert created["hub_leaf_url"] == f"nats-leaf://line1:{password}@127.0.0.1:{port}"
+    assert created["command"] == f"proxus edge --id line1 --hub nats-leaf://line1:{password}@127.0.0.1:{port}"
+    assert created["settings_file"]["id"] == "line1"
+    assert created["settings_file"]["hub_leaf_url"] == created["hub_leaf_url"]
+    assert created["nats"]["applied"] is True
+    assert (await client.post("/api/edges", json={"id": "line1"})).status_code == 409
+
+    # The password is never shown again, and only its bcrypt hash is stored.
+    listed = await viewer.get("/api/edges")
+    assert listed.status_code == 200 and [e["id"] for e in listed.json()] == ["line1"]
+    assert password not in listed.text and password not in (await client.get("/api/edges/line1")).text
+    audit = await client.get("/api/audit", params={"entity_type": "edge"})
+    assert password not in audit.text
+    conn = await asyncpg.connect(database_url)
     try:
-        refused = await viewer.post("/api/edges", json={"id": "e9"})
-        assert refused.status_code == 403
-        bad = await client.post("/api/edges", json={"id": "no spaces!"})
-        assert bad.status_code == 400 and "id" in bad.text
-
-        created = await register_edge(client, "line1")
-        password = created["password"]
-        assert len(password) >= 24
-        port = hub.nats.leaf_port
-        assert created["hub_leaf_url"] == f"nats-leaf://line1:{password}@127.0.0.1:{port}"
-        assert created["command"] == f"proxus edge --id line1 --hub nats-leaf://line1:{password}@127.0.0.1:{port}"
-        assert created["settings_file"]["id"] == "line1"
-        assert created["settings_file"]["hub_leaf_url"] == created["hub_leaf_url"]
-        assert created["nats"]["applied"] is True
-        assert (await client.post("/api/edges", json={"id": "line1"})).status_code == 409
-
-        # The password is never shown again, and only its bcrypt hash is stored.
-        listed = await viewer.get("/api/edges")
-        assert listed.status_code == 200 and [e["id"] for e in listed.json()] == ["line1"]
-        assert password not in listed.text and password not in (await client.get("/api/edges/line1")).text
-        audit = await client.get("/api/audit", params={"entity_type": "edge"})
-        assert password not in audit.text
-        conn = await asyncpg.connect(database_url)
-        try:
-            stored = await conn.fetchval("SELECT nats_password_hash FROM edges WHERE id = 'line1'")
-        finally:
-            await conn.close()
-        assert stored.startswith("$2a$") and check_password(password, stored)
-        assert '"line1"' in hub.auth.conf_path.read_text()
-
-        assert (await edge_status(client, "line1"))["online"] is False
-
-        seen: list[tuple[str, str]] = []
-
-        async def listener(edge: str, body: dict[str, Any]) -> None:
-            seen.append((edge, body.get("kind", "")))
-
-        hub.app.state.status_listeners.append(listener)  # another domain's hook into status messages
-
-        async with running_edge("line1", created["hub_leaf_url"], tmp_path / "edge-line1") as agent:
-
-            async def online() -> bool:
-                status = await edge_status(viewer, "line1")
-                return bool(status["online"]) and status["rss_bytes"] is not None
-
-            await eventually(online)
-            assert ("line1", "heartbeat") in seen
-
-            # Desired state in the plans bucket vs what the edge applied, with per-node metrics.
-            data = flow([("s", "simulator", sim(rate_hz=20, tags=2)), ("d", "sink.debug", {})], [("s", "d")], id="demo")
-            data["metadata"] = {"default_edge": "line1"}
-            plan = plan_of(data, Catalog.load(), "line1")
-            kv = hub.app.state.nats.plans
-            await kv.put("line1", PlanBundle(edge="line1", plans={"demo": plan}).encode())
-
-            async def in_sync() -> bool:
-                status = await edge_status(client, "line1")
-                flows = {f["flow_id"]: f for f in status["flows"]}
-                demo = flows.get("demo", {})
-                return bool(
-                    demo.get("in_sync") and demo["nodes"].get("d", {}).get("points_in", 0) > 0 and status["in_sync"]
-                )
-
-            await eventually(in_sync, timeout=30)
-            status = await edge_status(client, "line1")
-            demo = status["flows"][0]
-            assert demo["desired_hash"] == demo["applied_hash"] == plan.hash and demo["state"] == "applied"
-            assert status["outbox_depth"] is not None and status["cpu_percent"] is not None
-            assert status["rss_bytes"] > 0 and status["last_seen"] is not None
-            assert agent.flows["demo"].applied_hash == plan.hash
-
-            # A desired plan the edge has not applied yet shows as out of sync.
-            data2 = {**data, "id": "other"}
-            plan2 = plan_of(data2, Catalog.load(), "line1")
-            bundle = PlanBundle(edge="line1", plans={"demo": plan, "other": plan2})
-            await kv.put("line1", bundle.encode())
-            await eventually(lambda: _in_sync_of(client, "line1", "other"), timeout=30)
-
-        # The agent stopped: offline once no heartbeat came for offline_after_s (2 s in tests).
-        async def offline() -> bool:
-            return not (await edge_status(client, "line1"))["online"]
-
-        await eventually(offline, timeout=10)
-        status = await edge_status(client, "line1")
-        assert status["last_seen"] is not None
+        stored = await conn.fetchval("SELECT nats_password_hash FROM edges WHERE id = 'line1'")
     finally:
-        await viewer.aclose()
+        await conn.close()
+    assert stored.startswith("$2a$") and check_password(password, stored)
+    assert '"line1"' in hub.auth.conf_path.read_text()
+
+    assert (await edge_status(client, "line1"))["online"] is False
+
+    seen: list[tuple[str, str]] = []
+
+    async def listener(edge: str, body: dict[str, Any]) -> None:
+        seen.append((edge, body.get("kind", "")))
+
+    hub.app.state.status_listeners.append(listener)  # another domain's hook into status messages
+
+    async with running_edge("line1", created["hub_leaf_url"], tmp_path / "edge-line1") as agent:
+
+        async def online() -> bool:
+            status = await edge_status(viewer, "line1")
+            return bool(status["online"]) and status["rss_bytes"] is not None
+
+        await eventually(online)
+        assert ("line1", "heartbeat") in seen
+
+        # Desired state in the plans bucket vs what the edge applied, with per-node metrics.
+        data = flow([("s", "simulator", sim(rate_hz=20, tags=2)), ("d", "sink.debug", {})], [("s", "d")], id="demo")
+        data["metadata"] = {"default_edge": "line1"}
+        plan = plan_of(data, Catalog.load(), "line1")
+        kv = hub.app.state.nats.plans
+        await kv.put("line1", PlanBundle(edge="line1", plans={"demo": plan}).encode())
+
+        async def in_sync() -> bool:
+            status = await edge_status(client, "line1")
+            flows = {f["flow_id"]: f for f in status["flows"]}
+            demo = flows.get("demo", {})
+            return bool(
+                demo.get("in_sync") and demo["nodes"].get("d", {}).get("points_in", 0) > 0 and status["in_sync"]
+            )
+
+        await eventually(in_sync, timeout=30)
+        status = await edge_status(client, "line1")
+        demo = status["flows"][0]
+        assert demo["desired_hash"] == demo["applied_hash"] == plan.hash and demo["state"] == "applied"
+        assert status["outbox_depth"] is not None and status["cpu_percent"] is not None
+        assert status["rss_bytes"] > 0 and status["last_seen"] is not None
+        assert agent.flows["demo"].applied_hash == plan.hash
+
+        # A desired plan the edge has not applied yet shows as out of sync.
+        data2 = {**data, "id": "other"}
+        plan2 = plan_of(data2, Catalog.load(), "line1")
+        bundle = PlanBundle(edge="line1", plans={"demo": plan, "other": plan2})
+        await kv.put("line1", bundle.encode())
+        await eventually(lambda: _in_sync_of(client, "line1", "other"), timeout=30)
+
+    # The agent stopped: offline once no heartbeat came for offline_after_s (2 s in tests).
+    async def offline() -> bool:
+        return not (await edge_status(client, "line1"))["online"]
+
+    await eventually(offline, timeout=10)
+    status = await edge_status(client, "line1")
+    assert status["last_seen"] is not None
 
 
 async def _in_sync_of(client: Client, edge: str, flow_id: str) -> bool:
