@@ -133,8 +133,9 @@ async def _start_local_edge(settings: Settings, leaf_port: int) -> subprocess.Po
 async def _start_simulators() -> list[Any]:
     from runtime.simulate import modbus, opcua
 
-    mb = await modbus.serve({"devices": 2, "base_port": 5020, "tags": 20, "values": "live"})
-    ua = await opcua.serve()
+    # The ports and register map of examples/modbus-energy-meter.json and opcua-machine-alarm.json.
+    mb = await modbus.serve({"profile": "energy_meter", "base_port": 5020, "values": "live", "update_ms": 500})
+    ua = await opcua.serve(opcua.OpcUaSimConfig(port=4840))
     print(f"demo: Modbus simulators on ports {mb.ports}, OPC UA at {ua.endpoint}", file=sys.stderr)
     return [mb, ua]
 

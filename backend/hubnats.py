@@ -50,7 +50,17 @@ class HubNats:
         try:
             self.kv = await js.key_value(PLANS_BUCKET)
         except (BucketNotFoundError, NotFoundError):
-            self.kv = await js.create_key_value(bucket=PLANS_BUCKET, history=10, max_value_size=16 * 1024 * 1024)
+            # Direct gets: an edge reads its own key with DIRECT.GET.KV_plans.$KV.plans.<edge>, a
+            # subject per-edge permissions can scope (STREAM.MSG.GET could read any key).
+            self.kv = await js.create_key_value(
+                bucket=PLANS_BUCKET, history=10, max_value_size=16 * 1024 * 1024, direct=True
+            )
+            return
+        info = await js.stream_info(f"KV_{PLANS_BUCKET}")
+        if not info.config.allow_direct:
+            info.config.allow_direct = True
+            await js.update_stream(info.config)
+            self.kv = await js.key_value(PLANS_BUCKET)
 
     @property
     def client(self) -> Client:

@@ -173,7 +173,7 @@ async def bench(client: AsyncTestClient[Litestar], app: Litestar, nodes: int, ro
         "name": "small",
         "metadata": {"default_edge": EDGE},
         "nodes": [
-            {"id": "sim", "type": "simulator", "config": {"rate_hz": 1}},
+            {"id": "sim", "type": "simulator", "config": {"rate_hz": 1, "tags": [{"tag": "t", "signal": "sine"}]}},
             {"id": "scale", "type": "transform.scale", "config": {"factor": 1.0}},
             {"id": "debug", "type": "sink.debug", "config": {}},
         ],

@@ -37,7 +37,7 @@ from nodes.host import Credential
 from proxus.catalog import Catalog
 from proxus.plan import PLANS_BUCKET, Plan, PlanBundle, decode_bundle, decode_plan
 from proxus.services.nats import LeafRemote, NatsServer
-from runtime.interpreter import Host, PlanError, PlanRunner
+from runtime.interpreter import Host, PlanError, PlanRunner, backoff_delay
 from runtime.outbox import Outbox
 from runtime.requests import device_handlers
 
@@ -279,15 +279,22 @@ class EdgeAgent:
 
     async def _link_loop(self) -> None:
         """Keep the watch alive: (re)subscribe and resync after every reconnect, and periodically."""
+        failures = 0
         while True:
             try:
                 if self._watch_sub is None:
                     await self._watch()
                 await self._resync()
+                failures = 0
             except Exception as exc:
-                log.info("hub not reachable (%s); running the last applied plans", exc)
+                if failures == 0:
+                    log.info("hub not reachable (%s); running the last applied plans", exc or type(exc).__name__)
+                failures += 1
                 self._watch_sub = None
-            await asyncio.sleep(self.settings.resync_s)
+            # After a failure retry soon (the leaf link may just be coming up), then back off.
+            await asyncio.sleep(
+                min(self.settings.resync_s, backoff_delay(failures - 1)) if failures else self.settings.resync_s
+            )
 
     async def _heartbeat_loop(self) -> None:
         last: dict[str, tuple[int, int, float]] = {}
@@ -341,7 +348,7 @@ class EdgeAgent:
     # -- requests from the Hub -------------------------------------------------------------------
 
     async def _on_request(self, msg: Msg) -> None:
-        action = msg.subject.rsplit(".", 1)[-1]
+        action = msg.subject[len(request_subject(self.edge, "")) :]  # actions may be dotted (opcua.browse)
         handler = self.handlers.get(action)
         try:
             body = json.loads(msg.data or b"{}")
@@ -418,7 +425,7 @@ class EdgeAgent:
             if saved:  # autonomy: run what we ran before, without waiting for the hub
                 log.info("starting %d saved plan(s)", len(saved))
                 await self.apply_bundle(PlanBundle(edge=self.edge, plans={p.flow_id: p for p in saved}))
-            await self.nc.subscribe(request_subject(self.edge), cb=self._on_request)
+            await self.nc.subscribe(request_subject(self.edge, ">"), cb=self._on_request)
             loops = [asyncio.create_task(self._link_loop()), asyncio.create_task(self._heartbeat_loop())]
             try:
                 await self.stopped.wait()
@@ -426,9 +433,13 @@ class EdgeAgent:
                 for task in loops:
                     task.cancel()
                 await asyncio.gather(*loops, return_exceptions=True)
-                for state in self.flows.values():
-                    if state.runner is not None:
-                        await state.runner.stop()
+                if self._watch_sub is not None:  # no late plan may start anything now
+                    with contextlib.suppress(Exception):
+                        await self._watch_sub.unsubscribe()
+                async with self._apply_lock:
+                    for state in list(self.flows.values()):
+                        if state.runner is not None:
+                            await state.runner.stop()
 
     async def _close_nats(self) -> None:
         if self.nc is not None:

@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
-# Set up and start Proxus on embedded defaults.
-# Today this validates and compiles the example flows into plans under .proxus/plans and prints the
-# node catalog; it grows into starting the Hub, its NATS, PostgreSQL and a local edge.
+# Set up and start Proxus on embedded defaults: the Hub with its NATS and PostgreSQL, a local
+# edge and demo device simulators. Extra arguments go to `proxus hub` (see `proxus hub --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-export PATH="$PWD/.venv/bin:$PATH"
-proxus catalog
-echo
-for flow in examples/*.json; do
-  proxus compile "$flow" -o .proxus/plans
-done
+exec .venv/bin/proxus hub --demo "$@"

@@ -102,13 +102,18 @@ class AlertEngine:
             seen: set[str] = set()
             for rule in rules:
                 subjects = active.get(rule.id, {})
-                if isinstance(rule.condition, SeriesThreshold):
-                    observations = await self._series(conn, rule.condition, subjects)
-                else:
-                    observations = self.monitor.observe(
-                        rule.condition, now=now, active=subjects, stale_after_s=stale_after_s, known_edges=known
-                    )
-                seen |= await self._apply(conn, rule, observations, subjects, now)
+                try:
+                    if isinstance(rule.condition, SeriesThreshold):
+                        observations = await self._series(conn, rule.condition, subjects)
+                    else:
+                        observations = self.monitor.observe(
+                            rule.condition, now=now, active=subjects, stale_after_s=stale_after_s, known_edges=known
+                        )
+                    seen |= await self._apply(conn, rule, observations, subjects, now)
+                except (asyncpg.PostgresError, OSError):
+                    raise
+                except Exception:  # one broken rule does not stop the others
+                    log.exception("evaluating alert rule %s (%s)", rule.id, rule.name)
             for rule_id in set(active) - {r.id for r in rules}:  # disabled or deleted meanwhile
                 await service.clear_rule_alerts(conn, rule_id, "rule disabled")
             for key in set(self.pending) - seen:
@@ -176,7 +181,8 @@ class AlertEngine:
         high = limit_hi is not None and value > limit_hi
         low = limit_lo is not None and value < limit_lo
         limits = " or ".join(
-            [f"above {c.above:g}"] * (c.above is not None) + [f"below {c.below:g}"] * (c.below is not None)
+            ([f"above {c.above:g}"] if c.above is not None else [])
+            + ([f"below {c.below:g}"] if c.below is not None else [])
         )
         if high:
             message = f"{c.series} = {value:g}, above {c.above:g}"

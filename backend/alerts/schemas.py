@@ -159,7 +159,7 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     sent_at: datetime | None
     last_error: str
-    attempt_log: list[Attempt] = []
+    attempt_log: list[Attempt] = msgspec.field(default_factory=list)
 
 
 class AlertDetail(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,7 +182,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     headers: Annotated[
         dict[HeaderName, Annotated[str, msgspec.Meta(max_length=2000)]],
         msgspec.Meta(description="Additional, non-secret headers"),
-    ] = {}
+    ] = msgspec.field(default_factory=dict)
     credential: Annotated[
         _Id | None, msgspec.Meta(description="Id of a stored credential for the auth header; none when not set")
     ] = None

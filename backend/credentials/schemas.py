@@ -51,8 +51,8 @@ class NodeRef(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CredentialUsage(msgspec.Struct, frozen=True, kw_only=True):
-    devices: list[str] = []
-    nodes: list[NodeRef] = []
+    devices: list[str] = msgspec.field(default_factory=list)
+    nodes: list[NodeRef] = msgspec.field(default_factory=list)
 
 
 class CredentialInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,4 +64,4 @@ class CredentialInfo(msgspec.Struct, frozen=True, kw_only=True):
     username: str
     created_at: datetime
     updated_at: datetime
-    used_by: CredentialUsage = CredentialUsage()
+    used_by: CredentialUsage = msgspec.field(default_factory=CredentialUsage)

@@ -6,8 +6,9 @@ Interfaces for other domains:
   rename_on_conflict=True) -> Dashboard`` — ``spec`` a :class:`~backend.data.schemas.DashboardSpec`
   or a mapping of the same JSON shape (templates);
 * ``app.state.historian``: the :class:`~backend.data.historian.HistorianWriter`;
-  ``add_edge(edge_id)`` makes it source an edge at once (it also reads the ``edges`` table every
-  15 s and when an unknown edge reports status);
+  it reads the ``edges`` table every 15 s and when an unknown edge reports status;
+  ``request_sync()`` re-reads it at once (call it after registering or removing an edge),
+  ``add_edge(edge_id)`` sources an edge that is not in the table;
 * ``app.state.live``: the :class:`~backend.data.live.LiveHub` behind ``GET /api/live``;
 * optional, set before start: ``app.state.historian_options`` (:class:`HistorianOptions`),
   ``app.state.historian_edges`` (edge ids to source besides the ``edges`` table),
@@ -70,6 +71,7 @@ async def start(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
             state.nats.domain,
             getattr(state, "historian_options", None) or HistorianOptions(),
             static_edges=list(getattr(state, "historian_edges", ()) or ()),
+            dsn=state.settings.database_url,
         )
         state.historian = writer
         writer.listeners.append(live.on_summary)

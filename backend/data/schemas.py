@@ -190,7 +190,7 @@ class Panel(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
     unit: Annotated[str, msgspec.Meta(max_length=32)] = ""
     min: float | None = None
     max: float | None = None
-    decimals: Annotated[int | None, msgspec.Meta(ge=0, le=10)] = None
+    decimals: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
     layout: PanelLayout | None = None
 
 
@@ -218,7 +218,7 @@ class DashboardUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     refresh_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 0
     panels: Annotated[list[Panel], msgspec.Meta(max_length=50)] = []
     flow_id: FlowRef | None = None
-    version: Annotated[int | None, msgspec.Meta(ge=1, le=2**31 - 1)] = None
+    version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class Dashboard(msgspec.Struct, frozen=True, kw_only=True):

@@ -62,6 +62,7 @@ class Subscription:
         self.flow_id = flow_id
         self.deployment_id = deployment_id
         self._queue: asyncio.Queue[DeployEvent] = asyncio.Queue(maxsize=maxsize)
+        self._loop = asyncio.get_running_loop()  # the subscriber's loop: events are delivered in it
         self.dropped = 0
         self.closed = False
 
@@ -69,6 +70,17 @@ class Subscription:
         return (self.flow_id is None or event.flow_id == self.flow_id) and (
             self.deployment_id is None or event.deployment_id == self.deployment_id
         )
+
+    def _deliver(self, event: DeployEvent) -> None:
+        """Queue ``event`` from any thread (a test client runs the app in a thread of its own)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._offer(event)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._offer, event)
 
     def _offer(self, event: DeployEvent) -> None:
         if self._queue.full():
@@ -118,7 +130,10 @@ class DeployEvents:
     def subscribe(
         self, *, flow_id: str | None = None, deployment_id: int | None = None, maxsize: int = 1000
     ) -> Subscription:
-        """Receive every event published from now on (optionally only one flow's or deployment's)."""
+        """Receive every event published from now on (optionally only one flow's or deployment's).
+
+        Call it in the event loop that will read the events (publishing may happen in another).
+        """
         subscription = Subscription(self, flow_id, deployment_id, maxsize)
         self._subscribers.add(subscription)
         return subscription
@@ -127,7 +142,7 @@ class DeployEvents:
         """Hand ``event`` to every interested subscriber (synchronous, never blocks)."""
         for subscription in list(self._subscribers):
             if subscription.wants(event):
-                subscription._offer(event)
+                subscription._deliver(event)
 
     @property
     def subscribers(self) -> int:

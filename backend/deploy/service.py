@@ -277,13 +277,49 @@ async def _record(
     return int(dep["id"]), dep["at"]
 
 
-async def _supersede(conn: asyncpg.Connection, flow_id: str, edges: list[str]) -> None:
-    await conn.execute(
-        """UPDATE deployment_edges SET state = 'superseded', updated_at = now()
-           WHERE flow_id = $1 AND state = 'pending' AND edge = ANY($2::text[])""",
-        flow_id,
-        edges,
+async def _supersede(conn: asyncpg.Connection, flow_id: str, edges: list[str]) -> list[Any]:
+    """Pending entries of older deployments on ``edges`` give way to the new one; returns them."""
+    return list(
+        await conn.fetch(
+            """UPDATE deployment_edges SET state = 'superseded', updated_at = now()
+               WHERE flow_id = $1 AND state = 'pending' AND edge = ANY($2::text[])
+               RETURNING deployment_id, edge, action, hash, updated_at""",
+            flow_id,
+            edges,
+        )
     )
+
+
+async def _publish_superseded(conn: asyncpg.Connection, ctx: DeployContext, flow_id: str, rows: list[Any]) -> None:
+    if not rows:
+        return
+    ids = sorted({r["deployment_id"] for r in rows})
+    deployments = {
+        r["id"]: r
+        for r in await conn.fetch("SELECT id, version, action FROM deployments WHERE id = ANY($1::bigint[])", ids)
+    }
+    states: dict[int, list[str]] = {i: [] for i in ids}
+    for r in await conn.fetch(
+        "SELECT deployment_id, state FROM deployment_edges WHERE deployment_id = ANY($1::bigint[])", ids
+    ):
+        states[r["deployment_id"]].append(r["state"])
+    for r in rows:
+        dep = deployments[r["deployment_id"]]
+        ctx.events.publish(
+            DeployEvent(
+                deployment_id=r["deployment_id"],
+                flow_id=flow_id,
+                version=dep["version"],
+                action=dep["action"],
+                edge=r["edge"],
+                edge_action=r["action"],
+                state="superseded",
+                hash=r["hash"],
+                error="",
+                deployment_state=overall_state(dep["action"], states[r["deployment_id"]]),
+                at=r["updated_at"],
+            )
+        )
 
 
 def _after_commit(
@@ -364,7 +400,7 @@ async def deploy(
         if only_if_changed and not removals and all(placed.get(e) == p.hash for e, p in plans.items()):
             return None
         changes = [_EdgeChange(e, plans[e]) for e in sorted(plans)] + [_EdgeChange(e, None) for e in removals]
-        await _supersede(conn, flow_id, [c.edge for c in changes])
+        superseded = await _supersede(conn, flow_id, [c.edge for c in changes])
         since = time.monotonic()
         await _write(ctx, flow_id, changes)
         deployment_id, at = await _record(conn, who, flow_id, number, action, message, changes)
@@ -405,6 +441,7 @@ async def deploy(
             address=address,
             username="system" if who is None else who.username,
         )
+    await _publish_superseded(conn, ctx, flow_id, superseded)
     entries = _after_commit(ctx, deployment_id, flow_id, number, action, at, changes, since)
     await ctx.tracker.track(entries)
     return await get_deployment(conn, deployment_id)
@@ -427,7 +464,7 @@ async def undeploy(
         if not edges and flow["deployed_version"] is None:
             raise conflict(f"flow {flow_id!r} is not deployed")
         changes = [_EdgeChange(e, None) for e in edges]
-        await _supersede(conn, flow_id, edges)
+        superseded = await _supersede(conn, flow_id, edges)
         since = time.monotonic()
         await _write(ctx, flow_id, changes)
         deployment_id, at = await _record(conn, who, flow_id, None, "undeploy", message, changes)
@@ -449,6 +486,7 @@ async def undeploy(
             },
             address=address,
         )
+    await _publish_superseded(conn, ctx, flow_id, superseded)
     entries = _after_commit(ctx, deployment_id, flow_id, None, "undeploy", at, changes, since)
     await ctx.tracker.track(entries)
     return await get_deployment(conn, deployment_id)

@@ -32,7 +32,7 @@ class DeviceCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     name: Name
     protocol: Protocol
     edge: Annotated[EdgeId, msgspec.Meta(description="Id of the registered edge that reaches the device")]
-    settings: Settings = {}
+    settings: Settings = msgspec.field(default_factory=dict)
     description: Description = ""
     id: Annotated[
         TextId | None,
@@ -96,7 +96,7 @@ class ConnectionTestResult(msgspec.Struct, frozen=True, kw_only=True):
     details: Annotated[
         dict[str, Any],
         msgspec.Meta(description="The rest of the edge's answer: sample values (modbus), server info (opcua)"),
-    ] = {}
+    ] = msgspec.field(default_factory=dict)
 
 
 class BrowseNode(msgspec.Struct, frozen=True, kw_only=True):

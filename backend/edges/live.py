@@ -29,6 +29,7 @@ class EdgeLive:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)  # by flow id, from heartbeats and plan reports
     error: str = ""  # last bundle-level error (a bundle that did not decode)
     dirty: bool = False  # changed since last persisted
+    heard: bool = False  # a message arrived since this Hub started (restored state alone is offline)
 
     def snapshot(self) -> dict[str, Any]:
         return {"heartbeat": self.heartbeat, "flows": self.flows, "error": self.error}
@@ -66,7 +67,7 @@ class LiveStatus:
     def record(self, edge: str, body: dict[str, Any], now: float) -> None:
         live = self.edges.setdefault(edge, EdgeLive())
         live.last_seen = now
-        live.dirty = True
+        live.dirty = live.heard = True
         kind = body.get("kind")
         if kind == "heartbeat":
             flows = body.get("flows")
@@ -102,7 +103,7 @@ class LiveStatus:
 
     def online(self, edge: str, offline_after_s: float, now: float | None = None) -> bool:
         live = self.edges.get(edge)
-        if live is None or live.last_seen is None:
+        if live is None or live.last_seen is None or not live.heard:
             return False
         return (now if now is not None else time.time()) - live.last_seen < offline_after_s
 

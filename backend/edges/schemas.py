@@ -49,7 +49,7 @@ class FlowStatus(msgspec.Struct, frozen=True, kw_only=True):
     in_sync: bool = False
     nodes: Annotated[
         dict[str, Any], msgspec.Meta(description="Per-node metrics from the last heartbeat, by node id")
-    ] = {}
+    ] = msgspec.field(default_factory=dict)
 
 
 class EdgeStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,8 +59,10 @@ class EdgeStatus(msgspec.Struct, frozen=True, kw_only=True):
     outbox_depth: int | None = None
     cpu_percent: float | None = None
     rss_bytes: int | None = None
-    devices: Annotated[dict[str, Any], msgspec.Meta(description="Device connection states by '<flow>/<node>'")] = {}
-    flows: list[FlowStatus] = []
+    devices: Annotated[dict[str, Any], msgspec.Meta(description="Device connection states by '<flow>/<node>'")] = (
+        msgspec.field(default_factory=dict)
+    )
+    flows: list[FlowStatus] = msgspec.field(default_factory=list)
     in_sync: Annotated[bool, msgspec.Meta(description="Every desired plan is applied and nothing else runs")] = True
     error: Annotated[str, msgspec.Meta(description="The last plan bundle error the edge reported")] = ""
 
@@ -71,8 +73,10 @@ class Edge(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     created_at: datetime
     updated_at: datetime
-    devices: Annotated[list[str], msgspec.Meta(description="Ids of the devices assigned to the edge")] = []
-    status: EdgeStatus = EdgeStatus()
+    devices: Annotated[list[str], msgspec.Meta(description="Ids of the devices assigned to the edge")] = msgspec.field(
+        default_factory=list
+    )
+    status: EdgeStatus = msgspec.field(default_factory=EdgeStatus)
 
 
 class NatsUserState(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,5 +105,5 @@ class EdgeCredentials(msgspec.Struct, frozen=True, kw_only=True):
 
 class EdgeRemoved(msgspec.Struct, frozen=True, kw_only=True):
     id: str
-    unassigned_devices: list[str] = []
+    unassigned_devices: list[str] = msgspec.field(default_factory=list)
     nats: NatsUserState

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import shlex
 import time
@@ -335,10 +336,13 @@ async def ensure_local_edge(conn: asyncpg.Connection, settings: Settings, edge_i
     changes anything. Returns the edge id and its password."""
     auth = HubNatsAuth.for_dir(settings.data_dir / "nats", hub_domain=settings.hub_domain)
     path = auth.dir / f"edge-{edge_id}.password"
+    # A plain asyncpg connection (the CLI's) has no jsonb codec, which the audit log needs.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     try:
         password: str | None = path.read_text().strip() or None
     except FileNotFoundError:
         password = None
+    rotated = False
     async with conn.transaction():
         stored = await conn.fetchval("SELECT nats_password_hash FROM edges WHERE id = $1", edge_id)
         if stored is None:
@@ -352,7 +356,7 @@ async def ensure_local_edge(conn: asyncpg.Connection, settings: Settings, edge_i
             )
             await record(conn, None, "edge.create", "edge", edge_id, after={"id": edge_id}, username="proxus hub")
         elif password is None or not await asyncio.to_thread(check_password, password, stored):
-            password = new_password()
+            password, rotated = new_password(), True
             await conn.execute(
                 "UPDATE edges SET nats_password_hash = $2, updated_at = now() WHERE id = $1",
                 edge_id,
@@ -368,5 +372,5 @@ async def ensure_local_edge(conn: asyncpg.Connection, settings: Settings, edge_i
                 username="proxus hub",
             )
     write_private(path, password + "\n")
-    await auth.apply(conn)
+    await auth.apply(conn, revoked=[edge_id] if rotated else [])
     return edge_id, password

@@ -84,7 +84,7 @@ class ParameterIn(Parameter, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             description="Document values to turn into {{name}}; with no default, the first target's "
             "current value becomes the default",
         ),
-    ] = []
+    ] = msgspec.field(default_factory=list)
 
 
 class PreviewPosition(msgspec.Struct, frozen=True):
@@ -169,7 +169,7 @@ class TemplateCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         dict[str, Any],
         msgspec.Meta(description="A flow document, or just {nodes, edges} of a selection"),
     ]
-    parameters: Annotated[list[ParameterIn], msgspec.Meta(max_length=100)] = []
+    parameters: Annotated[list[ParameterIn], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     node_ids: Annotated[
         Annotated[list[SafeNodeId], msgspec.Meta(max_length=10_000)] | None,
         msgspec.Meta(description="Keep only these nodes and the wires between them"),
@@ -194,7 +194,7 @@ class TemplateFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     name: Name
     description: Description = ""
     category: Category = "custom"
-    parameters: Annotated[list[Parameter], msgspec.Meta(max_length=100)] = []
+    parameters: Annotated[list[Parameter], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     document: dict[str, Any]
     dashboard: dict[str, Any] | None = None
 
@@ -207,7 +207,7 @@ class Instantiate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     values: Annotated[
         dict[str, Scalar | None],
         msgspec.Meta(description="Parameter values by name; missing ones take their defaults"),
-    ] = {}
+    ] = msgspec.field(default_factory=dict)
     dry_run: Annotated[bool, msgspec.Meta(description="Only build and check the document; create nothing")] = False
 
 

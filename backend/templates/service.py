@@ -475,7 +475,7 @@ def load_builtin(raw: bytes, catalog: Catalog, source: str) -> Template:
 
 
 def load_builtins(catalog: Catalog) -> dict[str, Template]:
-    """Every template in ``backend/templates/builtin/*.json``; a broken file is logged and skipped."""
+    """Every template in ``backend/templates/builtin/*.json``; a broken one is logged and skipped."""
     from importlib import resources
 
     found: dict[str, Template] = {}
@@ -487,6 +487,9 @@ def load_builtins(catalog: Catalog) -> dict[str, Template]:
             template = load_builtin(entry.read_bytes(), catalog, entry.name)
         except ValueError as exc:
             log.error("built-in template skipped: %s", exc)
+            continue
+        except Exception:  # a bug elsewhere (e.g. the dashboard schema) must not stop the Hub
+            log.exception("built-in template %s skipped", entry.name)
             continue
         if template.id in found:
             log.error("built-in template %s: id %r is used twice", entry.name, template.id)

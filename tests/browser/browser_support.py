@@ -53,11 +53,21 @@ class Api:
         r = await self.http.post("/api/users", json={"username": username, "password": password, "role": role})
         assert r.status_code == 201, r.text
 
+    async def add_edge(self, edge_id: str = "local") -> None:
+        """Register an edge gateway (flows place their source nodes on edge "local" by default)."""
+        r = await self.http.post("/api/edges", json={"id": edge_id, "name": edge_id})
+        assert r.status_code == 201, r.text
+
     async def create_flow(self, document: dict[str, Any], message: str = "created by the test") -> dict[str, Any]:
         r = await self.http.post("/api/flows", json={"document": document, "message": message})
         assert r.status_code == 201, r.text
         body: dict[str, Any] = r.json()
         return body
+
+    async def post(self, path: str, body: dict[str, Any], status: int = 201) -> Any:
+        r = await self.http.post(path, json=body)
+        assert r.status_code == status, r.text
+        return r.json()
 
     async def get(self, path: str) -> Any:
         r = await self.http.get(path)

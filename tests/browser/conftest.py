@@ -50,6 +50,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,6 +72,7 @@ def _free_port() -> int:
 class Hub:
     url: str
     settings: Any
+    nats: Any  # the Hub's NATS server (JetStream domain "hub"; edges join it as leaf nodes)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +110,7 @@ async def hub(
         task.result()  # raises the startup error
     assert server.started, "the Hub did not start"
     try:
-        yield Hub(url=f"http://127.0.0.1:{port}", settings=settings)
+        yield Hub(url=f"http://127.0.0.1:{port}", settings=settings, nats=nats)
     finally:
         server.should_exit = True
         try:
@@ -122,9 +134,11 @@ OpenPage = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
-async def open_page(browser: Any, hub: Hub) -> AsyncIterator[OpenPage]:
-    """``page = await open_page()``: a fresh context on the Hub; console errors fail the test."""
+async def open_page(request: pytest.FixtureRequest, browser: Any, hub: Hub) -> AsyncIterator[OpenPage]:
+    """``page = await open_page()``: a fresh context on the Hub; console errors fail the test.
+    A failing test leaves a screenshot of each of its pages in test-artifacts/screenshots/failed-*."""
     contexts: list[Any] = []
+    pages: list[Any] = []
     problems: list[str] = []
 
     async def factory(**context_args: Any) -> Any:
@@ -133,6 +147,7 @@ async def open_page(browser: Any, hub: Hub) -> AsyncIterator[OpenPage]:
         )
         contexts.append(context)
         page = await context.new_page()
+        pages.append(page)
         page.set_default_timeout(15_000)
 
         def on_console(message: Any) -> None:
@@ -149,6 +164,13 @@ async def open_page(browser: Any, hub: Hub) -> AsyncIterator[OpenPage]:
     try:
         yield factory
     finally:
+        if request.node.stash.get(_FAILED, False):
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            for i, page in enumerate(pages):
+                try:
+                    await page.screenshot(path=str(SCREENSHOTS / f"failed-{request.node.name}-{i}.png"))
+                except Exception:  # a closed page: nothing to show
+                    pass
         for context in contexts:
             await context.close()
     assert not problems, "the browser reported errors:\n" + "\n".join(problems)

@@ -633,3 +633,16 @@ async def test_a_pending_notification_survives_a_hub_restart(
         await client.post(f"/api/alerts/{alert['id']}/ack", json={"comment": "refilled"})
         await eventually(lambda: asyncio.sleep(0, len(receiver.delivered()) == 2), what="ack delivered")
         assert receiver.delivered()[1]["body"]["type"] == "alert.acknowledged"
+
+
+async def test_openapi_describes_the_alerts_api(settings: Settings) -> None:
+    async with alerts_hub(settings) as client:
+        schema = (await client.get("/api/schema/openapi.json")).json()
+        assert {
+            "/api/alerts",
+            "/api/alerts/{alert_id}/ack",
+            "/api/alert-rules",
+            "/api/alert-channels/{channel_id}/test",
+        } <= set(schema["paths"])
+        condition = schema["components"]["schemas"]["RuleCreate"]["properties"]["condition"]
+        assert len(condition["oneOf"]) == 5

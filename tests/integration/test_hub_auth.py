@@ -10,7 +10,7 @@ import pytest
 
 from backend.db import migrations
 from backend.settings import Settings
-from tests.integration.hub_support import ADMIN, Client, add_user, hub_settings, replace, running_hub, setup_admin
+from tests.integration.hub_support import ADMIN, add_user, hub_settings, replace, running_hub, setup_admin
 
 
 @pytest.fixture

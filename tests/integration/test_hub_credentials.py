@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,6 @@ from tests.integration.test_hub_edges import login_as
 
 SECRET = "s3cr3t-Pa55word-that-must-not-leak"
 NEW_SECRET = "an0ther-s3cret-that-must-not-leak"
-
-
-@pytest.fixture(autouse=True)
-def _tolerate_empty_migrations(monkeypatch: pytest.MonkeyPatch) -> None:
-    """TEMPORARY: other domains' migration files are still comment-only, which asyncpg cannot run."""
-    from backend import db
-
-    real = db.migrations
-
-    def patched() -> list[db.Migration]:
-        return [dataclasses.replace(m, sql=m.sql + "\nSELECT 1;") for m in real()]
-
-    monkeypatch.setattr(db, "migrations", patched)
 
 
 @pytest.fixture

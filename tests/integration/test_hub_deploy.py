@@ -16,7 +16,7 @@ import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
 
-from backend.deploy.events import DeployEvent
+from backend.deploy.events import DeployEvent, Subscription
 from backend.settings import Settings
 from proxus.catalog import Catalog
 from proxus.plan import PlanBundle, decode_bundle
@@ -115,10 +115,14 @@ async def deploy(client: Client, who: Headers, flow_id: str, **body: Any) -> dic
     return result
 
 
-def drain(subscription: Any) -> list[DeployEvent]:
+async def drain(subscription: Subscription) -> list[DeployEvent]:
+    """Every event received so far (they are handed over from the app's thread: give them a moment)."""
+    await asyncio.sleep(0.2)
     events = []
     while subscription.pending():
-        events.append(subscription._queue.get_nowait())
+        event = await subscription.get(timeout=1)
+        assert event is not None
+        events.append(event)
     return events
 
 
@@ -144,7 +148,7 @@ async def test_deploy_round_trip_with_a_real_edge(settings: Settings, hub_server
         done = await settled(client, first["id"], "applied")
         assert done["edges"][0]["state"] == "applied" and done["edges"][0]["hash"] == plan_hash
         assert agent.flows["line1"].applied_hash == plan_hash and agent.flows["line1"].state == "applied"
-        states = [(e.edge, e.state, e.hash) for e in drain(events)]
+        states = [(e.edge, e.state, e.hash) for e in await drain(events)]
         assert states == [("e1", "pending", plan_hash), ("e1", "applied", plan_hash)]
 
         flow = (await client.get("/api/flows/line1")).json()
@@ -213,7 +217,7 @@ async def test_an_edge_that_cannot_run_the_plan_reports_failed_with_its_error(
         (edge,) = failed["edges"]
         assert edge["state"] == "failed" and "transform.scale" in edge["error"]
         assert agent.flows["line2"].state == "failed"
-        seen = drain(events)
+        seen = await drain(events)
         assert [e.state for e in seen] == ["pending", "failed"]
         assert seen[-1].deployment_state == "failed" and "transform.scale" in seen[-1].error
 
@@ -285,6 +289,7 @@ async def test_moving_a_flow_to_another_edge_removes_it_from_the_first(
         assert e1 is not None and set(e1.plans) == {"stays"}
 
         # Undeploy reaches every edge holding the flow.
+        events = client.app.state.deploy_events.subscribe(flow_id="mover")
         off = await client.post("/api/flows/mover/undeploy", headers=alice)
         assert [e["edge"] for e in off.json()["edges"]] == ["e2"]
         e2 = await bundle(hub_server, "e2")
@@ -294,6 +299,9 @@ async def test_moving_a_flow_to_another_edge_removes_it_from_the_first(
             "e1": "removed",
             "e2": "superseded",
         }
+        seen = [(e.deployment_id, e.edge, e.state) for e in await drain(events)]
+        assert (moved["id"], "e2", "superseded") in seen and (off.json()["id"], "e2", "pending") in seen
+        events.close()
 
 
 async def test_a_device_change_redeploys_the_flows_using_it(

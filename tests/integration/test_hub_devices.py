@@ -3,7 +3,6 @@ and connection tests / OPC UA browsing through a live edge agent against real si
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from backend.devices import registry
 from proxus.registry import DeviceRecord
 from runtime.simulate import modbus as modbus_sim
 from runtime.simulate import opcua as opcua_sim
-from tests.integration.test_hub_edges import Hub, eventually, register_edge, running_edge, secured_hub
+from tests.integration.test_hub_edges import Background, Hub, eventually, register_edge, running_edge, secured_hub
 
 MODBUS = {
     "host": "127.0.0.1",
@@ -28,19 +27,6 @@ MODBUS = {
         {"tag": "state", "address": 2},
     ],
 }
-
-
-@pytest.fixture(autouse=True)
-def _tolerate_empty_migrations(monkeypatch: pytest.MonkeyPatch) -> None:
-    """TEMPORARY: other domains' migration files are still comment-only, which asyncpg cannot run."""
-    from backend import db
-
-    real = db.migrations
-
-    def patched() -> list[db.Migration]:
-        return [dataclasses.replace(m, sql=m.sql + "\nSELECT 1;") for m in real()]
-
-    monkeypatch.setattr(db, "migrations", patched)
 
 
 @pytest.fixture
@@ -255,9 +241,12 @@ async def test_csv_register_import_reports_every_bad_row_and_saves_nothing(hub: 
 async def test_connection_tests_and_browse_go_through_the_live_edge(hub: Hub, tmp_path: Path) -> None:
     client = hub.client
     created = await register_edge(client, "line1")
-    modbus = await modbus_sim.serve({"base_port": 0, "tags": 4, "values": "known", "data_types": ["uint16", "float32"]})
-    opcua = await opcua_sim.serve(
-        opcua_sim.OpcUaSimConfig(update_ms=0, username="op", password="op-pw", anonymous=False)
+    sims = Background()  # the simulators answer while the test waits on the Hub
+    modbus = await sims.run(
+        modbus_sim.serve({"base_port": 0, "tags": 4, "values": "known", "data_types": ["uint16", "float32"]})
+    )
+    opcua = await sims.run(
+        opcua_sim.serve(opcua_sim.OpcUaSimConfig(update_ms=0, username="op", password="op-pw", anonymous=False))
     )
     try:
         settings = msgspec.to_builtins(modbus.read_config(0))
@@ -325,5 +314,6 @@ async def test_connection_tests_and_browse_go_through_the_live_edge(hub: Hub, tm
         assert "edge line1 is offline (last seen" in gone.json()["message"]
         assert (await client.get("/api/devices/oven/browse")).status_code == 503
     finally:
-        await modbus.stop()
-        await opcua.stop()
+        await sims.run(modbus.stop())
+        await sims.run(opcua.stop())
+        sims.close()

@@ -265,6 +265,18 @@ async def test_save_a_selection_with_parameters_mapped_to_paths(settings: Settin
         assert refused.status_code == 400
         assert refused.json()["details"][0]["field"] == "$.document.nodes[0].config.device_name"
 
+        bad_dashboard = {
+            "name": "With a dashboard",
+            "document": {"nodes": [{"id": "s", "type": "simulator", "config": {"device_name": "{{line}}"}}]},
+            "parameters": [{"name": "line", "default": "l1"}],
+            "dashboard": {"panels": [{"title": "T", "kind": "pie", "series": ["{{line}}/t"]}]},
+        }
+        refused = await client.post("/api/templates", json=bad_dashboard)
+        assert refused.status_code == 400
+        assert refused.json()["details"][0]["field"] == "$.dashboard.panels[0].kind"
+        bad_dashboard["dashboard"]["panels"][0]["kind"] = "line"
+        assert (await client.post("/api/templates", json=bad_dashboard)).status_code == 201
+
         listed = (await client.get("/api/templates", params={"q": "overheat"})).json()
         assert [t["id"] for t in listed] == [template["id"]]
 
@@ -309,10 +321,10 @@ async def test_instantiate_type_checks_creates_version_1_and_refuses_broken_flow
         result = made.json()
         assert result["flow_id"] == "line-2" and result["version"] == 1 and result["diagnostics"] == []
         dashboard = result["dashboard"]
-        if not dashboard["created"]:  # the data domain offers no dashboard creation: the definition comes back
-            panels = dashboard["definition"]["panels"]
-            assert panels[0]["series"] == ["line2/temperature"]
-            assert dashboard["definition"]["name"] == "line2 overview"
+        assert dashboard["created"] is True and dashboard["definition"]["panels"][0]["series"] == ["line2/temperature"]
+        made_dashboard = (await client.get(f"/api/dashboards/{dashboard['id']}")).json()
+        assert made_dashboard["name"] == "line2 overview" and made_dashboard["flow_id"] == "line-2"
+        assert [p["series"] for p in made_dashboard["panels"]][:2] == [["line2/temperature"], ["line2/speed"]]
 
         flow = (await client.get("/api/flows/line-2")).json()
         assert flow["latest_version"] == 1 and flow["name"] == "Line 2"

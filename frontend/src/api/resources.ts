@@ -57,6 +57,10 @@ export function useDevices(protocol: string | null) {
   );
 }
 
+export function useAllDevices(enabled = true) {
+  return useCached<Device[]>(enabled ? "devices:*" : null, () => unwrap(api.GET("/api/devices")));
+}
+
 export function useCredentials(enabled: boolean) {
   return useCached<CredentialInfo[]>(enabled ? "credentials" : null, () => unwrap(api.GET("/api/credentials")));
 }

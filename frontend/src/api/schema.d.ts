@@ -723,10 +723,383 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/alerts/{alert_id}/ack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Acknowledge an alert */
+        post: operations["ApiAlertsAlertIdAckAcknowledge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts/{alert_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An alert with its history and notifications */
+        get: operations["ApiAlertsAlertIdGetAlert"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List alerts, newest first */
+        get: operations["ApiAlertsListAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List alert rules */
+        get: operations["ApiAlertRulesListRules"];
+        put?: never;
+        /** Create an alert rule */
+        post: operations["ApiAlertRulesCreateRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alert-rules/{rule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an alert rule */
+        get: operations["ApiAlertRulesRuleIdGetRule"];
+        put?: never;
+        post?: never;
+        /** Delete an alert rule (its active alerts are cleared) */
+        delete: operations["ApiAlertRulesRuleIdDeleteRule"];
+        options?: never;
+        head?: never;
+        /** Change an alert rule (disabling it clears its alerts) */
+        patch: operations["ApiAlertRulesRuleIdUpdateRule"];
+        trace?: never;
+    };
+    "/api/alert-channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List notification channels */
+        get: operations["ApiAlertChannelsListChannels"];
+        put?: never;
+        /** Create a notification channel (webhook) */
+        post: operations["ApiAlertChannelsCreateChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alert-channels/{channel_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a notification channel */
+        get: operations["ApiAlertChannelsChannelIdGetChannel"];
+        put?: never;
+        post?: never;
+        /** Delete a notification channel and its queued notifications */
+        delete: operations["ApiAlertChannelsChannelIdDeleteChannel"];
+        options?: never;
+        head?: never;
+        /** Change a notification channel */
+        patch: operations["ApiAlertChannelsChannelIdUpdateChannel"];
+        trace?: never;
+    };
+    "/api/alert-channels/{channel_id}/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recent notifications of a channel with every attempt */
+        get: operations["ApiAlertChannelsChannelIdNotificationsNotifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alert-channels/{channel_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a test message now (one attempt) */
+        post: operations["ApiAlertChannelsChannelIdTestTestChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/data/aggregate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Time-bucketed aggregates (avg, min, max, sum, count, first, last) */
+        get: operations["ApiDataAggregateAggregate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/data/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Alarm events in a time range, newest first (paged) */
+        get: operations["ApiDataEventsEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/data/historian": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The historian writer: sourced edges, lag, backlog, counters */
+        get: operations["ApiDataHistorianHistorian"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/data/latest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The latest value of each series */
+        get: operations["ApiDataLatestLatest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/data/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List stored series with their time span, size and latest value */
+        get: operations["ApiDataSeriesListSeries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/data/points": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Raw points of series in a time range (paged) */
+        get: operations["ApiDataPointsPoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dashboards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List dashboards */
+        get: operations["ApiDashboardsListDashboards"];
+        put?: never;
+        /** Create a dashboard */
+        post: operations["ApiDashboardsCreateDashboard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dashboards/{dashboard_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a dashboard with its panels */
+        get: operations["ApiDashboardsDashboardIdGetDashboard"];
+        /** Replace a dashboard (send the version you edited) */
+        put: operations["ApiDashboardsDashboardIdUpdateDashboard"];
+        post?: never;
+        /** Delete a dashboard */
+        delete: operations["ApiDashboardsDashboardIdDeleteDashboard"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live updates (Server-Sent Events): latest values, debug messages, edge status, deployments
+         * @description topics (comma separated or repeated): latest:<series>, debug:<edge>/<flow>/<node>, edges, edge:<id>, deploy, deploy:<flow>. Events: latest, debug, edge, deploy, dropped (events lost because the client fell behind); a comment every 15 s keeps the connection open.
+         */
+        get: operations["ApiLiveLive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** Ack */
+        Ack: {
+            /** @default  */
+            comment?: string;
+        };
+        /** AggregateResult */
+        AggregateResult: {
+            /** Format: date-time */
+            start: string;
+            /** Format: date-time */
+            end: string;
+            bucket: string;
+            functions: ("avg" | "min" | "max" | "sum" | "count" | "first" | "last")[];
+            series: components["schemas"]["SeriesBuckets"][];
+        };
+        /** Alert */
+        Alert: {
+            id: number;
+            /** @enum {string} */
+            source: "rule" | "alarm";
+            rule_id: number | null;
+            rule_name: string;
+            kind: string;
+            /** @description The edge, device (edge/flow/node), node or series concerned */
+            subject: string;
+            title: string;
+            /** @enum {string} */
+            severity: "info" | "warning" | "critical";
+            /** @enum {string} */
+            state: "active" | "cleared";
+            /** Format: date-time */
+            raised_at: string;
+            value: unknown | null;
+            message: string;
+            cleared_at: string | null;
+            clear_value: unknown | null;
+            clear_message: string;
+            acknowledged_at: string | null;
+            acknowledged_by: string | null;
+            ack_comment: string;
+        };
+        /** AlertDetail */
+        AlertDetail: {
+            alert: components["schemas"]["Alert"];
+            transitions: components["schemas"]["Transition"][];
+            notifications: components["schemas"]["Notification"][];
+        };
+        /** Attempt */
+        Attempt: {
+            /** Format: date-time */
+            at: string;
+            status: number | null;
+            error: string;
+            duration_ms: number;
+        };
         /** AuditEntry */
         AuditEntry: {
             id: number;
@@ -758,6 +1131,93 @@ export interface components {
             /** @description The browsed node; None: the Objects folder */
             node_id: string | null;
             children: components["schemas"]["BrowseNode"][];
+        };
+        /** Bucket */
+        Bucket: {
+            /**
+             * Format: date-time
+             * @description The bucket's start
+             */
+            t: string;
+            avg?: number | null;
+            min?: number | null;
+            max?: number | null;
+            sum?: number | null;
+            count?: number | null;
+            first?: number | null;
+            last?: number | null;
+        };
+        /** Channel */
+        Channel: {
+            id: number;
+            name: string;
+            enabled: boolean;
+            target: components["schemas"]["Webhook"];
+            /** @enum {string} */
+            min_severity: "info" | "warning" | "critical";
+            send_on: ("raise" | "clear" | "ack")[];
+            rule_ids: number[] | null;
+            alarm_events: boolean;
+            max_attempts: number;
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** ChannelCreate */
+        ChannelCreate: {
+            name: string;
+            /** @default true */
+            enabled?: boolean;
+            target: components["schemas"]["Webhook"];
+            /**
+             * @description Only alerts at least this severe
+             * @default info
+             * @enum {string}
+             */
+            min_severity?: "info" | "warning" | "critical";
+            /** @description Which transitions are sent: raise, clear, ack */
+            send_on?: ("raise" | "clear" | "ack")[];
+            /** @description Only alerts of these rules (default: every rule) */
+            rule_ids?: number[] | null;
+            /**
+             * @description Also alerts from analytics alarm events
+             * @default true
+             */
+            alarm_events?: boolean;
+            /**
+             * @description Delivery attempts before giving up
+             * @default 8
+             */
+            max_attempts?: number;
+        };
+        /** ChannelTest */
+        ChannelTest: {
+            ok: boolean;
+            status: number | null;
+            error: string;
+            duration_ms: number;
+            notification_id: number;
+        };
+        /** ChannelUpdate */
+        ChannelUpdate: {
+            name?: string | null;
+            enabled?: boolean | null;
+            target?: components["schemas"]["Webhook"] | null;
+            /** @enum {null|string} */
+            min_severity?: "info" | "warning" | "critical" | null;
+            /** @description Which transitions are sent: raise, clear, ack */
+            send_on?: ("raise" | "clear" | "ack")[] | null;
+            /** @description Only alerts of these rules (default: every rule) */
+            rule_ids?: number[] | null;
+            /**
+             * @description Set rule_ids back to every rule
+             * @default false
+             */
+            clear_rule_ids?: boolean;
+            alarm_events?: boolean | null;
+            max_attempts?: number | null;
         };
         /** CheckRequest */
         CheckRequest: {
@@ -850,26 +1310,77 @@ export interface components {
             /** @description A new secret replacing the stored one */
             secret?: string | null;
         };
-        /**
-         * CredentialUsage
-         * @default {
-         *       "devices": [],
-         *       "nodes": []
-         *     }
-         */
+        /** CredentialUsage */
         CredentialUsage: {
             devices?: string[];
             nodes?: components["schemas"]["credentials_schemas_NodeRef"][];
         };
+        /** Dashboard */
+        Dashboard: {
+            id: number;
+            name: string;
+            description: string;
+            time_range: components["schemas"]["TimeRange"];
+            refresh_s: number;
+            panels: components["schemas"]["Panel"][];
+            flow_id: string | null;
+            version: number;
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /** Format: date-time */
+            updated_at: string;
+            updated_by: string;
+        };
         /** DashboardResult */
         DashboardResult: {
-            /** @description Whether the data domain created the dashboard */
+            /** @description Whether the dashboard was created */
             created: boolean;
-            id?: unknown | null;
-            /** @description The dashboard definition, parameters substituted (when not created) */
+            /** @description Id of the created dashboard */
+            id?: number | null;
+            /** @description The dashboard definition, parameters substituted */
             definition?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** DashboardSpec */
+        DashboardSpec: {
+            name: string;
+            /** @default  */
+            description?: string;
+            time_range?: components["schemas"]["TimeRange"];
+            /**
+             * @description Auto refresh; 0: off
+             * @default 0
+             */
+            refresh_s?: number;
+            panels?: components["schemas"]["Panel"][];
+            /** @description The flow this dashboard belongs to */
+            flow_id?: string | null;
+        };
+        /** DashboardSummary */
+        DashboardSummary: {
+            id: number;
+            name: string;
+            description: string;
+            panels: number;
+            flow_id: string | null;
+            version: number;
+            /** Format: date-time */
+            updated_at: string;
+            updated_by: string;
+        };
+        /** DashboardUpdate */
+        DashboardUpdate: {
+            name: string;
+            /** @default  */
+            description?: string;
+            time_range?: components["schemas"]["TimeRange"];
+            /** @default 0 */
+            refresh_s?: number;
+            panels?: components["schemas"]["Panel"][];
+            flow_id?: string | null;
+            version?: number | null;
         };
         /** DeployRequest */
         DeployRequest: {
@@ -960,6 +1471,22 @@ export interface components {
             /** @description Id flows refer to and series keys start with; derived from the name when unset */
             id?: string | null;
         };
+        /** DeviceDisconnected */
+        DeviceDisconnected: {
+            /** @description Only this edge (default: every edge) */
+            edge?: string | null;
+            /** @description Only nodes of this flow (default: every flow) */
+            flow?: string | null;
+            /** @description Only this node id (default: every node) */
+            node?: string | null;
+            /**
+             * @description How long the condition must hold before the alert is raised, in s
+             * @default 10
+             */
+            for_s?: number;
+            /** @constant */
+            kind: "device_disconnected";
+        };
         /** DeviceUpdate */
         DeviceUpdate: {
             /** @description Display name */
@@ -1031,27 +1558,25 @@ export interface components {
             };
             nats: components["schemas"]["NatsUserState"];
         };
+        /** EdgeOffline */
+        EdgeOffline: {
+            /** @description Only this edge (default: every edge) */
+            edge?: string | null;
+            /**
+             * @description Silence that counts as offline, in s
+             * @default 30
+             */
+            silent_s?: number;
+            /** @constant */
+            kind: "edge_offline";
+        };
         /** EdgeRemoved */
         EdgeRemoved: {
             id: string;
             unassigned_devices?: string[];
             nats: components["schemas"]["NatsUserState"];
         };
-        /**
-         * EdgeStatus
-         * @default {
-         *       "online": false,
-         *       "last_seen": null,
-         *       "uptime_s": null,
-         *       "outbox_depth": null,
-         *       "cpu_percent": null,
-         *       "rss_bytes": null,
-         *       "devices": {},
-         *       "flows": [],
-         *       "in_sync": true,
-         *       "error": ""
-         *     }
-         */
+        /** EdgeStatus */
         EdgeStatus: {
             /** @default false */
             online?: boolean;
@@ -1081,6 +1606,22 @@ export interface components {
             /** @description Display name */
             name?: string | null;
             description?: string | null;
+        };
+        /** EventRow */
+        EventRow: {
+            /** Format: date-time */
+            ts: string;
+            series: string;
+            alarm: string;
+            state: string;
+            severity: string;
+            value: number | string | null;
+            message: string;
+        };
+        /** EventsPage */
+        EventsPage: {
+            items: components["schemas"]["EventRow"][];
+            next_cursor?: string | null;
         };
         /** FlowCreate */
         FlowCreate: {
@@ -1290,6 +1831,23 @@ export interface components {
              */
             color?: string;
         };
+        /** HistorianStatus */
+        HistorianStatus: {
+            running: boolean;
+            stream: string;
+            edges: string[];
+            sources: components["schemas"]["SourceStatus"][];
+            pending: number;
+            ack_pending: number;
+            messages_stored: number;
+            rows_inserted: number;
+            rows_duplicate: number;
+            rejected: number;
+            redelivered: number;
+            kicks: number;
+            last_commit_at: string | null;
+            last_error: string;
+        };
         /** ImportReport */
         ImportReport: {
             ok: boolean;
@@ -1332,6 +1890,14 @@ export interface components {
             };
             dashboard?: components["schemas"]["DashboardResult"] | null;
         };
+        /** LatestValue */
+        LatestValue: {
+            series: string;
+            ts: string | null;
+            value: number | string | null;
+            /** @enum {null|string} */
+            quality: "good" | "uncertain" | "bad" | null;
+        };
         /** LoginRequest */
         LoginRequest: {
             /** @description Letters, digits, '_', '.', '@', '-'; 1-64 characters */
@@ -1364,6 +1930,101 @@ export interface components {
             fields: string[];
             /** @description JSON paths inside the config that changed, e.g. $.registers[2].address */
             config_paths?: string[];
+        };
+        /** NodeErrorRate */
+        NodeErrorRate: {
+            /** @description Only this edge (default: every edge) */
+            edge?: string | null;
+            /** @description Only nodes of this flow (default: every flow) */
+            flow?: string | null;
+            /** @description Only this node id (default: every node) */
+            node?: string | null;
+            /** @description Errors per minute above which to alert */
+            errors_per_min: number;
+            /**
+             * @description Period the rate is measured over, in s
+             * @default 60
+             */
+            window_s?: number;
+            /**
+             * @description How long the condition must hold before the alert is raised, in s
+             * @default 0
+             */
+            for_s?: number;
+            /** @constant */
+            kind: "node_error_rate";
+        };
+        /** Notification */
+        Notification: {
+            id: number;
+            alert_id: number | null;
+            channel_id: number;
+            /** @enum {string} */
+            event: "raise" | "clear" | "ack" | "test";
+            /** @enum {string} */
+            state: "pending" | "sent" | "failed";
+            attempts: number;
+            /** Format: date-time */
+            next_attempt_at: string;
+            /** Format: date-time */
+            created_at: string;
+            sent_at: string | null;
+            last_error: string;
+            attempt_log?: components["schemas"]["Attempt"][];
+        };
+        /** OutboxDepth */
+        OutboxDepth: {
+            /** @description Only this edge (default: every edge) */
+            edge?: string | null;
+            /** @description Depth above which to alert */
+            above: number;
+            /**
+             * @description How long the condition must hold before the alert is raised, in s
+             * @default 0
+             */
+            for_s?: number;
+            /** @constant */
+            kind: "outbox_depth";
+        };
+        /** Panel */
+        Panel: {
+            /** @description Stable within the dashboard; assigned when unset */
+            id?: string | null;
+            /** @default  */
+            title?: string;
+            /**
+             * @default line
+             * @enum {string}
+             */
+            kind?: "line" | "area" | "bar" | "stat" | "gauge" | "table";
+            series: string[];
+            /** @description This panel's own range; the dashboard's when unset */
+            time_range?: components["schemas"]["TimeRange"] | null;
+            /**
+             * @default none
+             * @enum {string}
+             */
+            aggregate?: "none" | "avg" | "min" | "max" | "sum" | "count" | "first" | "last";
+            /** @description Bucket width when aggregating; auto when unset */
+            bucket?: string | null;
+            thresholds?: components["schemas"]["Threshold"][];
+            /** @default  */
+            unit?: string;
+            min?: number | null;
+            max?: number | null;
+            decimals?: number | null;
+            layout?: components["schemas"]["PanelLayout"] | null;
+        };
+        /** PanelLayout */
+        PanelLayout: {
+            /** @default 0 */
+            x?: number;
+            /** @default 0 */
+            y?: number;
+            /** @default 6 */
+            w?: number;
+            /** @default 4 */
+            h?: number;
         };
         /** Parameter */
         Parameter: {
@@ -1476,6 +2137,20 @@ export interface components {
             /** @description The plan itself (with ?include_plans=true) */
             plan?: components["schemas"]["Plan"] | null;
         };
+        /** PointRow */
+        PointRow: {
+            series: string;
+            /** Format: date-time */
+            ts: string;
+            value: number | string | null;
+            /** @enum {string} */
+            quality: "good" | "uncertain" | "bad";
+        };
+        /** PointsPage */
+        PointsPage: {
+            items: components["schemas"]["PointRow"][];
+            next_cursor?: string | null;
+        };
         /**
          * Position
          * @description Canvas position
@@ -1535,6 +2210,91 @@ export interface components {
             /** @description When set, refuse (409) unless it is the latest */
             base_version?: number | null;
         };
+        /** Rule */
+        Rule: {
+            id: number;
+            name: string;
+            description: string;
+            /** @enum {string} */
+            severity: "info" | "warning" | "critical";
+            enabled: boolean;
+            condition: components["schemas"]["EdgeOffline"] | components["schemas"]["DeviceDisconnected"] | components["schemas"]["NodeErrorRate"] | components["schemas"]["OutboxDepth"] | components["schemas"]["SeriesThreshold"];
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** RuleCreate */
+        RuleCreate: {
+            name: string;
+            /** @default  */
+            description?: string;
+            /**
+             * @default warning
+             * @enum {string}
+             */
+            severity?: "info" | "warning" | "critical";
+            /** @default true */
+            enabled?: boolean;
+            condition: components["schemas"]["EdgeOffline"] | components["schemas"]["DeviceDisconnected"] | components["schemas"]["NodeErrorRate"] | components["schemas"]["OutboxDepth"] | components["schemas"]["SeriesThreshold"];
+        };
+        /** RuleUpdate */
+        RuleUpdate: {
+            name?: string | null;
+            description?: string | null;
+            /** @enum {null|string} */
+            severity?: "info" | "warning" | "critical" | null;
+            enabled?: boolean | null;
+            condition?: components["schemas"]["EdgeOffline"] | components["schemas"]["DeviceDisconnected"] | components["schemas"]["NodeErrorRate"] | components["schemas"]["OutboxDepth"] | components["schemas"]["SeriesThreshold"] | null;
+        };
+        /** SeriesBuckets */
+        SeriesBuckets: {
+            series: string;
+            buckets: components["schemas"]["Bucket"][];
+        };
+        /** SeriesInfo */
+        SeriesInfo: {
+            series: string;
+            /** Format: date-time */
+            first_ts: string;
+            /** Format: date-time */
+            last_ts: string;
+            /** @description Points stored (an estimate: replays count again) */
+            points: number;
+            last_value: number | string | null;
+            /** @enum {string} */
+            last_quality: "good" | "uncertain" | "bad";
+        };
+        /** SeriesPage */
+        SeriesPage: {
+            items: components["schemas"]["SeriesInfo"][];
+            /** @description Pass as `cursor` for the next page */
+            next_cursor?: string | null;
+        };
+        /** SeriesThreshold */
+        SeriesThreshold: {
+            /** @description Series key, e.g. line1/temp */
+            series: string;
+            /** @description Alert when the value is above this */
+            above?: number | null;
+            /** @description Alert when the value is below this */
+            below?: number | null;
+            /**
+             * @description How far back inside the limit the value must be to clear
+             * @default 0
+             */
+            hysteresis?: number;
+            /** @description Ignore a latest value older than this, in s (default: any age) */
+            max_age_s?: number | null;
+            /**
+             * @description How long the condition must hold before the alert is raised, in s
+             * @default 0
+             */
+            for_s?: number;
+            /** @constant */
+            kind: "series_threshold";
+        };
         /** SetupRequest */
         SetupRequest: {
             /** @description Letters, digits, '_', '.', '@', '-'; 1-64 characters */
@@ -1547,6 +2307,19 @@ export interface components {
         /** SetupStatus */
         SetupStatus: {
             needed: boolean;
+        };
+        /** SourceStatus */
+        SourceStatus: {
+            edge: string;
+            lag: number;
+            /** @description Seconds since the hub last heard from the source */
+            active_s: number | null;
+            /** @default  */
+            error?: string;
+            /** @default 0 */
+            stored_origin_seq?: number;
+            /** @default 0 */
+            purged_origin_seq?: number;
         };
         /** Template */
         Template: {
@@ -1643,6 +2416,32 @@ export interface components {
             created_by?: string | null;
             created_at?: string | null;
         };
+        /** Threshold */
+        Threshold: {
+            value: number;
+            /**
+             * @description #rrggbb or a color name
+             * @example red
+             */
+            color: string;
+            /** @default  */
+            label?: string;
+        };
+        /**
+         * TimeRange
+         * @default {
+         *       "last": "1h"
+         *     }
+         */
+        TimeRange: {
+            /**
+             * @description Relative: up to now
+             * @example 1h
+             */
+            last?: string | null;
+            from?: string | null;
+            to?: string | null;
+        };
         /** Token */
         Token: {
             id: number;
@@ -1663,6 +2462,17 @@ export interface components {
             token: components["schemas"]["Token"];
             /** @description The token itself: shown this once, store it now */
             secret: string;
+        };
+        /** Transition */
+        Transition: {
+            /** Format: date-time */
+            at: string;
+            /** @enum {string} */
+            transition: "raised" | "cleared" | "acknowledged";
+            /** @description User who acknowledged; '' for the Hub */
+            by: string;
+            value: unknown | null;
+            message: string;
         };
         /** UndeployRequest */
         UndeployRequest: {
@@ -1726,6 +2536,32 @@ export interface components {
             at: string;
             node_count: number;
             wire_count: number;
+        };
+        /** Webhook */
+        Webhook: {
+            /** @example https://example.com/hooks/proxus */
+            url: string;
+            /** @description Additional, non-secret headers */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description Id of a stored credential for the auth header; none when not set */
+            credential?: string | null;
+            /**
+             * @description bearer: 'Bearer <token>'; basic: user name and password; header: the value as is
+             * @default bearer
+             * @enum {string}
+             */
+            auth_scheme?: "bearer" | "basic" | "header";
+            /** @default Authorization */
+            auth_header?: string;
+            /**
+             * @description Per attempt, in ms
+             * @default 10000
+             */
+            timeout_ms?: number;
+            /** @constant */
+            kind: "webhook";
         };
         /** Wire */
         Wire: {
@@ -3907,6 +4743,1017 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Instantiated"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertsAlertIdAckAcknowledge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alert_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Ack"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertsAlertIdGetAlert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alert_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertDetail"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertsListAlerts: {
+        parameters: {
+            query?: {
+                /** @description active, cleared or all */
+                state?: "active" | "cleared" | "all";
+                /** @description Only (un)acknowledged ones */
+                acknowledged?: boolean | null;
+                severity?: "info" | "warning" | "critical" | null;
+                rule_id?: number | null;
+                limit?: number;
+                /** @description Page: alerts older than this */
+                before_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"][];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertRulesListRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"][];
+                };
+            };
+        };
+    };
+    ApiAlertRulesCreateRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertRulesRuleIdGetRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertRulesRuleIdDeleteRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertRulesRuleIdUpdateRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertChannelsListChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"][];
+                };
+            };
+        };
+    };
+    ApiAlertChannelsCreateChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertChannelsChannelIdGetChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertChannelsChannelIdDeleteChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertChannelsChannelIdUpdateChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertChannelsChannelIdNotificationsNotifications: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                channel_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notification"][];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiAlertChannelsChannelIdTestTestChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelTest"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDataAggregateAggregate: {
+        parameters: {
+            query: {
+                /** @description Series keys (repeat the parameter for several) */
+                series: string[];
+                /** @description Start (inclusive): ISO 8601, `now`, or relative like `now-1h` / `-15m`; default: to - 1h */
+                from?: string | null;
+                /** @description End (exclusive), same forms; default: now */
+                to?: string | null;
+                /** @description Bucket width like 10s, 5m, 1h; auto when unset */
+                bucket?: string | null;
+                /** @description Functions (repeat for several); default avg */
+                fn?: ("avg" | "min" | "max" | "sum" | "count" | "first" | "last")[] | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AggregateResult"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDataEventsEvents: {
+        parameters: {
+            query?: {
+                /** @description Start (inclusive): ISO 8601, `now`, or relative like `now-1h` / `-15m`; default: to - 1h */
+                from?: string | null;
+                /** @description End (exclusive), same forms; default: now */
+                to?: string | null;
+                series?: string[] | null;
+                alarm?: string | null;
+                state?: string | null;
+                severity?: string | null;
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventsPage"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDataHistorianHistorian: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistorianStatus"];
+                };
+            };
+        };
+    };
+    ApiDataLatestLatest: {
+        parameters: {
+            query: {
+                /** @description Series keys (repeat the parameter for several) */
+                series: string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LatestValue"][];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDataSeriesListSeries: {
+        parameters: {
+            query?: {
+                /** @description Series starting with */
+                prefix?: string | null;
+                /** @description Case-insensitive; * and ? wildcards, else a substring */
+                pattern?: string | null;
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SeriesPage"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDataPointsPoints: {
+        parameters: {
+            query: {
+                /** @description Series keys (repeat the parameter for several) */
+                series: string[];
+                /** @description Start (inclusive): ISO 8601, `now`, or relative like `now-1h` / `-15m`; default: to - 1h */
+                from?: string | null;
+                /** @description End (exclusive), same forms; default: now */
+                to?: string | null;
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+                /** @description Time order within each series */
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsPage"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDashboardsListDashboards: {
+        parameters: {
+            query?: {
+                flow_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardSummary"][];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDashboardsCreateDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardSpec"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDashboardsDashboardIdGetDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dashboard_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDashboardsDashboardIdUpdateDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dashboard_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiDashboardsDashboardIdDeleteDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dashboard_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+        };
+    };
+    ApiLiveLive: {
+        parameters: {
+            query: {
+                /** @description Topics to follow */
+                topics: string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Bad request syntax or unsupported method */

@@ -1,17 +1,15 @@
 /** The shell: session probe, sign-in or setup, then the routed pages under a top bar. */
-import { LogOut, Workflow } from "lucide-react";
+import { Workflow } from "lucide-react";
 import { useEffect } from "react";
 import { EditorPage } from "../editor/EditorPage";
 import { FlowsPage } from "../pages/FlowsPage";
 import { SignInPage } from "../pages/SignInPage";
-import { Toasts, toast } from "../util/toast";
-import { errorMessage } from "../api/client";
+import { Toasts } from "../util/toast";
+import { UserChip } from "./UserChip";
 import { useRoute } from "./router";
 import { useSession } from "./session";
 
 function TopBar() {
-  const me = useSession((s) => s.me);
-  const logout = useSession((s) => s.logout);
   return (
     <header className="topbar">
       <a className="brand" href="#/flows">
@@ -24,24 +22,7 @@ function TopBar() {
         </a>
       </nav>
       <div className="spacer" />
-      {me ? (
-        <div className="user" data-testid="user-menu">
-          <span className="user-name">{me.display_name || me.username}</span>
-          <span className={`role role-${me.role}`} data-testid="role">
-            {me.role}
-          </span>
-          <button
-            type="button"
-            className="icon-btn"
-            title="Sign out"
-            aria-label="Sign out"
-            data-testid="logout"
-            onClick={() => logout().catch((e: unknown) => toast.error(errorMessage(e)))}
-          >
-            <LogOut size={16} />
-          </button>
-        </div>
-      ) : null}
+      <UserChip />
     </header>
   );
 }

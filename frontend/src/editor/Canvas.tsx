@@ -223,8 +223,11 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
       } else if (key === "f" && !mod(e) && !e.altKey) {
         e.preventDefault();
         void flow.fitView({ padding: 0.15, duration: 200 });
-      } else if ((e.key === "Tab" || e.key === "/") && !mod(e) && !e.altKey) {
-        if (s.readOnly) return;
+      } else if ((e.key === "Tab" || e.key === "/") && !mod(e) && !e.altKey && !e.shiftKey) {
+        // Only from the canvas (or nowhere in particular): Tab still moves focus between controls.
+        const target = e.target as HTMLElement | null;
+        const onCanvas = !target || target === document.body || !!wrapper.current?.contains(target);
+        if (s.readOnly || !onCanvas) return;
         e.preventDefault();
         openQuickAdd();
       } else if (e.key === "Escape") {

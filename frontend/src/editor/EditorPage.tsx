@@ -2,11 +2,14 @@
 import { ReactFlowProvider } from "@xyflow/react";
 import {
   ArrowLeft,
+  BookmarkPlus,
+  Bug,
   Download,
   Eye,
   Focus,
   GitCompare,
   Group,
+  Keyboard,
   LayoutDashboard,
   Redo2,
   Rocket,
@@ -19,6 +22,7 @@ import { ApiError, api, errorMessage, request, unwrap } from "../api/client";
 import type { FlowDetail, FlowDiff } from "../api/types";
 import { navigate } from "../app/router";
 import { can, useSession } from "../app/session";
+import { UserChip } from "../app/UserChip";
 import { specFor, useCatalog } from "../catalog/store";
 import { isProxusNode, nodeSize } from "../flow/graph";
 import { computeLayout } from "../flow/layout";
@@ -27,7 +31,11 @@ import { downloadBlob } from "../ui/format";
 import { toast } from "../util/toast";
 import { Canvas, type CanvasApi } from "./Canvas";
 import { type ConflictInfo, ConflictDialog, SaveDialog } from "./dialogs";
+import { DebugPanel } from "./DebugPanel";
 import { DeployPanel } from "./DeployPanel";
+import { SaveTemplateDialog } from "./SaveTemplateDialog";
+import { ShortcutsDialog } from "./Shortcuts";
+import { isTyping } from "../util/keys";
 import { Inspector } from "./Inspector";
 import { Palette } from "./Palette";
 import { EditorContext, type EditorStore, createEditorStore, useEditor } from "./store";
@@ -124,7 +132,7 @@ function UndoRedo() {
   );
 }
 
-type Panel = "inspector" | "versions" | "deploy";
+type Panel = "inspector" | "versions" | "deploy" | "debug";
 
 function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorStore; reload: () => Promise<void> }) {
   const role = useSession((s) => s.me?.role);
@@ -138,6 +146,9 @@ function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorSt
   const [versionsKey, setVersionsKey] = useState(0);
   const [deployedVersion, setDeployedVersion] = useState<number | null>(detail.deployed_version ?? null);
   const [layingOut, setLayingOut] = useState(false);
+  const [templateOpen, setTemplateOpen] = useState(false);
+  const [shortcutsOpen, setShortcutsOpen] = useState(false);
+  const baseVersion = useEditor((s) => s.baseVersion);
 
   useValidation(store, flowId, true);
   useFlowStatus(flowId, deployedVersion != null);
@@ -146,8 +157,27 @@ function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorSt
     const onBeforeUnload = (e: BeforeUnloadEvent) => {
       if (store.getState().dirty) e.preventDefault();
     };
+    // Leaving by the browser's back button (a hash change) asks first, too.
+    let current = window.location.hash;
+    const onHashChange = () => {
+      if (window.location.hash === current) return;
+      if (store.getState().dirty && !window.confirm("Leave without saving your changes?")) {
+        window.history.replaceState(null, "", current);
+        return;
+      }
+      current = window.location.hash;
+    };
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "?" && !isTyping(e.target)) setShortcutsOpen(true);
+    };
     window.addEventListener("beforeunload", onBeforeUnload);
-    return () => window.removeEventListener("beforeunload", onBeforeUnload);
+    window.addEventListener("hashchange", onHashChange, true);
+    document.addEventListener("keydown", onKey);
+    return () => {
+      window.removeEventListener("beforeunload", onBeforeUnload);
+      window.removeEventListener("hashchange", onHashChange, true);
+      document.removeEventListener("keydown", onKey);
+    };
   }, [store]);
 
   const doSave = useCallback(
@@ -305,9 +335,27 @@ function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorSt
           <button type="button" className="tool" onClick={() => canvasApi.current?.fit()} title="Fit to screen (F)" aria-label="Fit to screen">
             <Focus size={17} />
           </button>
+          <button type="button" className="tool" onClick={() => setShortcutsOpen(true)} title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts">
+            <Keyboard size={17} />
+          </button>
           <span className="tool-sep" />
           <button type="button" className="tool" onClick={exportFlow} title="Download the flow as a JSON file" aria-label="Export" data-testid="export">
             <Download size={17} />
+          </button>
+          {editable ? (
+            <button type="button" className="tool" onClick={() => setTemplateOpen(true)} title="Save as template" aria-label="Save as template">
+              <BookmarkPlus size={17} />
+            </button>
+          ) : null}
+          <button
+            type="button"
+            className={`tool ${panel === "debug" ? "on" : ""}`}
+            onClick={() => setPanel(panel === "debug" ? "inspector" : "debug")}
+            title="Live debug"
+            aria-label="Debug"
+            data-testid="debug"
+          >
+            <Bug size={17} />
           </button>
           <button
             type="button"
@@ -335,6 +383,8 @@ function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorSt
             </>
           ) : null}
         </div>
+        <span className="tool-sep" />
+        <UserChip compact />
       </header>
       <div className="editor-main">
         {editable ? <Palette onAdd={(entry) => canvasApi.current?.addAtCenter(entry)} /> : null}
@@ -351,6 +401,7 @@ function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorSt
             }}
           />
         ) : null}
+        {panel === "debug" ? <DebugPanel flowId={flowId} version={baseVersion} onClose={() => setPanel("inspector")} /> : null}
         {panel === "deploy" && editable ? (
           <DeployPanel
             flowId={flowId}
@@ -362,6 +413,8 @@ function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorSt
           />
         ) : null}
       </div>
+      {shortcutsOpen ? <ShortcutsDialog onClose={() => setShortcutsOpen(false)} /> : null}
+      {templateOpen ? <SaveTemplateDialog onClose={() => setTemplateOpen(false)} /> : null}
       {saveOpen ? (
         <SaveDialog
           busy={saving}

@@ -3,7 +3,7 @@
  * a group's settings, a multi-selection's actions, or — with nothing selected — the flow's
  * problems list.
  */
-import { AlertTriangle, CircleAlert, Group as GroupIcon, Trash2, Ungroup } from "lucide-react";
+import { AlertTriangle, CircleAlert, Eye, EyeOff, Group as GroupIcon, Trash2, Ungroup } from "lucide-react";
 import { type ReactNode, useCallback, useMemo } from "react";
 import { useCredentials, useDevices, useEdges } from "../api/resources";
 import type { Device, Diagnostic } from "../api/types";
@@ -122,12 +122,9 @@ function DeviceTags({
     onChange(next.size === all.length ? undefined : all.filter((r) => next.has(String(r.tag))));
   };
   return (
-    <div className="field wide">
-      <div className="field-head">
-        <span className="field-label">Tags from {device.name}</span>
-        <span className="muted small">
-          {inherits ? `all ${all.length}` : `${chosen.size} of ${all.length}`}
-        </span>
+    <div className="device-tags">
+      <div className="muted small">
+        Tags of {device.name}: {inherits ? `all ${all.length}` : `${chosen.size} of ${all.length}`} read by this node
       </div>
       <div className="tag-picks" data-testid="device-tags">
         {all.map((r) => {
@@ -142,7 +139,6 @@ function DeviceTags({
         })}
         {all.length === 0 ? <span className="muted">The device has no tags yet.</span> : null}
       </div>
-      <div className="field-help">The node reads the ticked tags; the device keeps the register map.</div>
     </div>
   );
 }
@@ -175,7 +171,17 @@ function CredentialPicker({ value, readOnly, onChange }: { value: unknown; readO
   );
 }
 
-function EdgePicker({ value, readOnly, onChange }: { value: string | null | undefined; readOnly: boolean; onChange: (v: string | null) => void }) {
+function EdgePicker({
+  value,
+  readOnly,
+  onChange,
+  emptyLabel = "— device's or flow default —",
+}: {
+  value: string | null | undefined;
+  readOnly: boolean;
+  onChange: (v: string | null) => void;
+  emptyLabel?: string;
+}) {
   const { data } = useEdges();
   if (!data) {
     return (
@@ -190,7 +196,7 @@ function EdgePicker({ value, readOnly, onChange }: { value: string | null | unde
   }
   return (
     <select className="input select" value={value ?? ""} disabled={readOnly} onChange={(e) => onChange(e.target.value || null)}>
-      <option value="">— device's or flow default —</option>
+      <option value="">{emptyLabel}</option>
       {value && !data.some((e) => e.id === value) ? <option value={value}>{value} (not registered)</option> : null}
       {data.map((e) => (
         <option key={e.id} value={e.id}>
@@ -201,7 +207,14 @@ function EdgePicker({ value, readOnly, onChange }: { value: string | null | unde
   );
 }
 
-function NodeInspector({ node }: { node: ProxusNode }) {
+function NodeInspector({ id }: { id: string }) {
+  // The node's data only: dragging the node (a new position) does not re-render the form.
+  const data = useEditor((s) => (s.nodes.find((n) => n.id === id) as ProxusNode | undefined)?.data);
+  if (!data) return null;
+  return <NodeForm node={{ id, data }} />;
+}
+
+function NodeForm({ node }: { node: Pick<ProxusNode, "id" | "data"> }) {
   const store = useEditorStore();
   const spec = useSpec(node.data.type, node.data.typeVersion);
   const readOnly = useEditor((s) => s.readOnly);
@@ -287,17 +300,17 @@ function NodeInspector({ node }: { node: ProxusNode }) {
     [spec, device, config, node.id, store],
   );
 
-  const ctx: FormContext = {
-    readOnly,
-    errors,
-    diagnostics,
-    onChange: update,
-    widget,
-    expressionHelp: expressions
-      ? { functions: expressions.functions, constants: expressions.constants, fields: expressions.filter_fields }
-      : undefined,
-  };
+  const expressionHelp = useMemo(
+    () =>
+      expressions
+        ? { functions: expressions.functions, constants: expressions.constants, fields: expressions.filter_fields }
+        : undefined,
+    [expressions],
+  );
+  const ctx: FormContext = { readOnly, errors, diagnostics, onChange: update, widget, expressionHelp };
 
+  const watching = useEditor((s) => s.watched.includes(node.id));
+  const toggleWatch = useEditor((s) => s.toggleWatch);
   const general = diagnostics.filter((d) => configPath(d.path) == null || !errors.has(configPath(d.path)!));
   const labelProblem = diagnostics.find((d) => nodeField(d.path) === "label");
 
@@ -315,6 +328,16 @@ function NodeInspector({ node }: { node: ProxusNode }) {
         </div>
       </div>
       {spec ? <p className="inspector-desc">{spec.description}</p> : <p className="field-error">This node type is not in the catalog.</p>}
+      {spec && spec.type !== "sink.debug" ? (
+        <button
+          type="button"
+          className={`btn small ${watching ? "on" : "ghost"} watch-btn`}
+          onClick={() => toggleWatch(node.id)}
+          title="Show what this node receives and sends in the debug panel while the flow runs"
+        >
+          {watching ? <EyeOff size={14} /> : <Eye size={14} />} {watching ? "Stop watching" : "Watch in debug"}
+        </button>
+      ) : null}
       <div className="field">
         <div className="field-head">
           <label className="field-label" htmlFor="node-label">
@@ -407,6 +430,9 @@ function FrameInspector({ frame }: { frame: FrameNode }) {
 
 function FlowOverview() {
   const index = useEditor((s) => s.diagnostics);
+  const metadata = useEditor((s) => s.header.metadata);
+  const setMetadata = useEditor((s) => s.setMetadata);
+  const readOnly = useEditor((s) => s.readOnly);
   const revision = useEditor((s) => s.revision);
   const checked = useEditor((s) => s.diagnosticsRevision);
   const nodeCount = useEditor((s) => s.nodes.filter(isProxusNode).length);
@@ -428,6 +454,29 @@ function FlowOverview() {
       <p className="muted">
         {nodeCount} nodes · {wireCount} wires. Select a node to configure it.
       </p>
+      <div className="field">
+        <span className="field-label">Default edge gateway</span>
+        <EdgePicker
+          value={metadata?.default_edge ?? null}
+          readOnly={readOnly}
+          onChange={(edge) => setMetadata({ default_edge: edge })}
+          emptyLabel="— local —"
+        />
+        <div className="field-help">Where source nodes run unless they (or their device) name an edge.</div>
+      </div>
+      <div className="field">
+        <label className="field-label" htmlFor="flow-description">
+          Description
+        </label>
+        <textarea
+          id="flow-description"
+          className="input"
+          rows={2}
+          readOnly={readOnly}
+          value={metadata?.description ?? ""}
+          onChange={(e) => setMetadata({ description: e.target.value })}
+        />
+      </div>
       <div className="overview-status" data-testid="validation-summary">
         {checked < revision ? (
           <span className="muted">Checking…</span>
@@ -466,12 +515,20 @@ function MultiInspector({ count }: { count: number }) {
   );
 }
 
+function FrameInspectorById({ id }: { id: string }) {
+  const frame = useEditor((s) => s.nodes.find((n) => n.id === id));
+  return frame && isFrame(frame) ? <FrameInspector frame={frame} /> : null;
+}
+
 export function Inspector() {
   const selected = useEditor((s) => s.selectedNodes);
-  const only = useEditor((s) => (s.selectedNodes.length === 1 ? s.nodes.find((n) => n.id === s.selectedNodes[0]) : undefined));
+  const onlyType = useEditor((s) =>
+    s.selectedNodes.length === 1 ? s.nodes.find((n) => n.id === s.selectedNodes[0])?.type : undefined,
+  );
+  const onlyId = selected.length === 1 ? selected[0]! : null;
   let body: ReactNode;
-  if (only && isProxusNode(only)) body = <NodeInspector key={only.id} node={only} />;
-  else if (only && isFrame(only)) body = <FrameInspector frame={only} />;
+  if (onlyId && onlyType === "proxus") body = <NodeInspector key={onlyId} id={onlyId} />;
+  else if (onlyId && onlyType === "frame") body = <FrameInspectorById id={onlyId} />;
   else if (selected.length > 1) body = <MultiInspector count={selected.length} />;
   else body = <FlowOverview />;
   return (

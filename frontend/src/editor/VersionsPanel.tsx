@@ -8,7 +8,7 @@ import { api, errorMessage, unwrap } from "../api/client";
 import type { VersionInfo } from "../api/types";
 import { diffDocuments, diffMarks, wireMarks, type DocumentDiff } from "../flow/diff";
 import { toCanvasNode } from "../flow/graph";
-import { timeAgo, dateTime, plural } from "../ui/format";
+import { timeAgo, dateTime } from "../ui/format";
 import { toast } from "../util/toast";
 import { useEditor, useEditorStore } from "./store";
 
@@ -121,9 +121,9 @@ export function VersionsPanel({
             <p className="muted">No difference.</p>
           ) : (
             <div className="legend">
-              <span className="lg lg-added">{plural(diff.added.length, "added")}</span>
-              <span className="lg lg-changed">{plural(diff.changed.filter((c) => c.fields.some((f) => f !== "position")).length, "changed")}</span>
-              <span className="lg lg-removed">{plural(diff.removed.length, "removed")}</span>
+              <span className="lg lg-added">{diff.added.length} added</span>
+              <span className="lg lg-changed">{diff.changed.filter((c) => c.fields.some((f) => f !== "position")).length} changed</span>
+              <span className="lg lg-removed">{diff.removed.length} removed</span>
               <span className="muted small">
                 wires +{diff.addedWires.length} −{diff.removedWires.length}
               </span>

@@ -42,6 +42,7 @@ import { defaultConfig } from "../schema/jsonschema";
 interface Snapshot {
   nodes: CanvasNode[];
   edges: Wire[];
+  header: DocumentHeader;
 }
 
 const HISTORY_LIMIT = 200;
@@ -74,6 +75,8 @@ export interface EditorState {
   readOnly: boolean;
   /** The node whose config panel is open. */
   focused: string | null;
+  /** Nodes whose output the debug panel shows (live taps), besides the debug sinks. */
+  watched: string[];
 
   load: (doc: FlowDocument, version: number, outputKind: (t: string, p: string) => string | undefined) => void;
   onNodesChange: (changes: NodeChange<CanvasNode>[]) => void;
@@ -100,7 +103,9 @@ export interface EditorState {
   setCompare: (compare: CompareState | null) => void;
   setReadOnly: (readOnly: boolean) => void;
   setFocused: (id: string | null) => void;
+  toggleWatch: (id: string) => void;
   setName: (name: string) => void;
+  setMetadata: (patch: Partial<NonNullable<DocumentHeader["metadata"]>>) => void;
   toDocument: () => FlowDocument;
 }
 
@@ -129,7 +134,7 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
         return;
       }
       set({
-        past: [...s.past.slice(-(HISTORY_LIMIT - 1)), { nodes: s.nodes, edges: s.edges }],
+        past: [...s.past.slice(-(HISTORY_LIMIT - 1)), { nodes: s.nodes, edges: s.edges, header: s.header }],
         future: [],
         coalesce: coalesceKey ? { key: coalesceKey, at: now } : null,
       });
@@ -160,6 +165,7 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
       compare: null,
       readOnly,
       focused: null,
+      watched: [],
 
       load: (doc, version, outputKind) => {
         const graph = documentToGraph(doc, outputKind);
@@ -449,9 +455,10 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
         if (!prev || s.readOnly) return;
         set({
           past: s.past.slice(0, -1),
-          future: [...s.future, { nodes: s.nodes, edges: s.edges }],
+          future: [...s.future, { nodes: s.nodes, edges: s.edges, header: s.header }],
           nodes: prev.nodes,
           edges: prev.edges,
+          header: prev.header,
           ...selectionOf(prev.nodes, prev.edges),
           dirty: true,
           revision: s.revision + 1,
@@ -465,9 +472,10 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
         if (!next || s.readOnly) return;
         set({
           future: s.future.slice(0, -1),
-          past: [...s.past, { nodes: s.nodes, edges: s.edges }],
+          past: [...s.past, { nodes: s.nodes, edges: s.edges, header: s.header }],
           nodes: next.nodes,
           edges: next.edges,
+          header: next.header,
           ...selectionOf(next.nodes, next.edges),
           dirty: true,
           revision: s.revision + 1,
@@ -486,9 +494,23 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
       setCompare: (compare) => set({ compare }),
       setReadOnly: (readOnly) => set({ readOnly }),
       setFocused: (focused) => set({ focused }),
+      toggleWatch: (id) => {
+        const w = get().watched;
+        set({ watched: w.includes(id) ? w.filter((x) => x !== id) : [...w, id] });
+      },
       setName: (name) => {
         const s = get();
+        remember();
         set({ header: { ...s.header, name }, dirty: true, revision: s.revision + 1 });
+      },
+
+      setMetadata: (patch) => {
+        const s = get();
+        if (s.readOnly) return;
+        remember("metadata");
+        const metadata = { ...(s.header.metadata ?? {}), ...patch };
+        for (const [k, v] of Object.entries(metadata)) if (v === null || v === "") delete (metadata as Record<string, unknown>)[k];
+        set({ header: { ...s.header, metadata }, dirty: true, revision: s.revision + 1 });
       },
 
       toDocument: () => {

@@ -32,18 +32,33 @@ interface Props {
   label?: string;
 }
 
-function expressionCompletions(help: NonNullable<Props["help"]>) {
-  const options = [
+function expressionCompletions(helpRef: { current: Props["help"] }) {
+  return (ctx: CompletionContext): CompletionResult | null => {
+    const help = helpRef.current;
+    if (!help) return null;
+    const word = ctx.matchBefore(/[A-Za-z_][A-Za-z0-9_]*/);
+    if (!word || (word.from === word.to && !ctx.explicit)) return null;
+    return { from: word.from, options: completionOptions(help), validFor: /^[A-Za-z0-9_]*$/ };
+  };
+}
+
+const optionCache = new WeakMap<object, ReturnType<typeof buildOptions>>();
+function completionOptions(help: NonNullable<Props["help"]>) {
+  let options = optionCache.get(help);
+  if (!options) {
+    options = buildOptions(help);
+    optionCache.set(help, options);
+  }
+  return options;
+}
+
+function buildOptions(help: NonNullable<Props["help"]>) {
+  return [
     ...Object.entries(help.functions).map(([label, info]) => ({ label, type: "function", info, apply: `${label}(` })),
     ...Object.entries(help.constants).map(([label, info]) => ({ label, type: "constant", info })),
     ...Object.entries(help.fields).map(([label, info]) => ({ label, type: "variable", info })),
     ...["and", "or", "not", "if", "else", "in"].map((label) => ({ label, type: "keyword" })),
   ];
-  return (ctx: CompletionContext): CompletionResult | null => {
-    const word = ctx.matchBefore(/[A-Za-z_][A-Za-z0-9_]*/);
-    if (!word || (word.from === word.to && !ctx.explicit)) return null;
-    return { from: word.from, options, validFor: /^[A-Za-z0-9_]*$/ };
-  };
 }
 
 const theme = EditorView.theme({
@@ -84,6 +99,8 @@ export default function CodeEditor({ value, language, readOnly, onChange, diagno
   const onChangeRef = useRef(onChange);
   onChangeRef.current = onChange;
   const readOnlyCompartment = useRef(new Compartment());
+  const helpRef = useRef(help);
+  helpRef.current = help;
 
   useEffect(() => {
     if (!host.current) return;
@@ -112,7 +129,7 @@ export default function CodeEditor({ value, language, readOnly, onChange, diagno
     if (language === "python") extensions.push(python());
     if (language === "expression") {
       extensions.push(cmPlaceholder("e.g. value * 0.1 + 4"));
-      if (help) extensions.push(autocompletion({ override: [expressionCompletions(help)] }));
+      extensions.push(autocompletion({ override: [expressionCompletions(helpRef)] }));
     }
     const v = new EditorView({ parent: host.current, state: EditorState.create({ doc: value, extensions }) });
     view.current = v;
@@ -120,9 +137,9 @@ export default function CodeEditor({ value, language, readOnly, onChange, diagno
       v.destroy();
       view.current = null;
     };
-    // The editor is created once per language; value/diagnostics sync below.
+    // The editor is created once per language; value, read-only and diagnostics sync below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [language, help]);
+  }, [language]);
 
   useEffect(() => {
     const v = view.current;

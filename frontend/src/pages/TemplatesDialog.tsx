@@ -1,6 +1,7 @@
 /** The templates library: pick a template, fill its parameters, create a flow from it. */
 import { useEffect, useMemo, useState } from "react";
 import { ApiError, api, errorMessage, unwrap } from "../api/client";
+import { useAllDevices, useEdges } from "../api/resources";
 import type { Diagnostic, TemplateSummary } from "../api/types";
 import { Modal } from "../ui/Modal";
 
@@ -27,6 +28,35 @@ function Thumbnail({ preview }: { preview: TemplateSummary["preview"] }) {
         <rect key={n.id} x={n.position.x} y={n.position.y} width={180} height={50} rx={8} className={`thumb-node cat-${n.category}`} />
       ))}
     </svg>
+  );
+}
+
+function RefSelect({
+  id,
+  kind,
+  value,
+  onChange,
+}: {
+  id: string;
+  kind: "edge" | "device";
+  value: Value;
+  onChange: (v: Value) => void;
+}) {
+  const edges = useEdges(kind === "edge");
+  const devices = useAllDevices(kind === "device");
+  const options =
+    kind === "edge"
+      ? (edges.data ?? []).map((e) => ({ id: e.id, label: e.name || e.id }))
+      : (devices.data ?? []).map((d) => ({ id: d.id, label: `${d.name} (${d.protocol})` }));
+  return (
+    <select id={id} className="input select" value={value == null ? "" : String(value)} onChange={(e) => onChange(e.target.value || null)}>
+      <option value="">— {kind === "edge" ? "flow default" : "none"} —</option>
+      {options.map((o) => (
+        <option key={o.id} value={o.id}>
+          {o.label}
+        </option>
+      ))}
+    </select>
   );
 }
 
@@ -85,7 +115,7 @@ export function TemplatesDialog({ onClose, onCreated }: { onClose: () => void; o
             <button type="button" className="btn ghost" onClick={() => setChosen(null)}>
               Back
             </button>
-            <button type="button" className="btn primary" disabled={busy || !name.trim()} onClick={create}>
+            <button type="button" className="btn primary" disabled={busy || !name.trim()} onClick={create} data-testid="template-create">
               Create flow
             </button>
           </>
@@ -96,7 +126,7 @@ export function TemplatesDialog({ onClose, onCreated }: { onClose: () => void; o
       {!chosen ? (
         <div className="template-grid">
           {(templates ?? []).map((t) => (
-            <button type="button" key={t.id} className="template-card" onClick={() => choose(t)}>
+            <button type="button" key={t.id} className="template-card" onClick={() => choose(t)} data-testid={`template-${t.id}`}>
               <Thumbnail preview={t.preview} />
               <div className="template-name">{t.name}</div>
               <div className="muted small">{t.category}{t.builtin ? " · built-in" : ""}</div>
@@ -125,6 +155,8 @@ export function TemplatesDialog({ onClose, onCreated }: { onClose: () => void; o
                 </label>
                 {p.kind === "boolean" ? (
                   <input id={`tpl-${p.name}`} type="checkbox" checked={v === true} onChange={(e) => set(e.target.checked)} />
+                ) : p.kind === "edge" || p.kind === "device" ? (
+                  <RefSelect id={`tpl-${p.name}`} kind={p.kind} value={v ?? null} onChange={set} />
                 ) : p.kind === "enum" ? (
                   <select id={`tpl-${p.name}`} className="input select" value={v == null ? "" : String(v)} onChange={(e) => set(e.target.value)}>
                     {(p.options ?? []).map((o) => (
