@@ -57,7 +57,7 @@ async def _run_hub(settings: Settings, catalog: Any, *, local_edge: bool, demo: 
     from backend.embedded import start_embedded
 
     embedded = await start_embedded(settings)
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[asyncio.subprocess.Process] = []
     simulators: list[Any] = []
     try:
         settings = embedded.settings
@@ -88,10 +88,11 @@ async def _run_hub(settings: Settings, catalog: Any, *, local_edge: bool, demo: 
         return 0
     finally:
         for child in children:
-            child.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(10)
-            if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+            try:
+                await asyncio.wait_for(child.wait(), 10)
+            except TimeoutError:
                 child.kill()
         for sim in simulators:
             with contextlib.suppress(Exception):
@@ -99,7 +100,7 @@ async def _run_hub(settings: Settings, catalog: Any, *, local_edge: bool, demo: 
         embedded.stop()
 
 
-async def _start_local_edge(settings: Settings, leaf_port: int) -> subprocess.Popen[bytes]:
+async def _start_local_edge(settings: Settings, leaf_port: int) -> asyncio.subprocess.Process:
     """Register the edge "local" (once) and run it as a child process joined to the hub."""
     import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
@@ -127,7 +128,7 @@ async def _start_local_edge(settings: Settings, leaf_port: int) -> subprocess.Po
     env = {**os.environ, "PROXUS_EDGE_DATA_DIR": str(data_dir)}
     log_file = (settings.data_dir / f"edge-{edge_id}.log").open("ab")
     print(f"local edge {edge_id!r} started (log: {settings.data_dir / f'edge-{edge_id}.log'})", file=sys.stderr)
-    return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    return await asyncio.create_subprocess_exec(*cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
 
 
 async def _start_simulators() -> list[Any]:

@@ -13,7 +13,17 @@ from typing import Any
 from litestar import Litestar
 
 # In dependency order: later domains may use earlier ones' state at start.
-DOMAINS: tuple[str, ...] = ("catalog", "credentials", "edges", "devices", "flows", "deploy", "templates", "alerts", "data")
+DOMAINS: tuple[str, ...] = (
+    "catalog",
+    "credentials",
+    "edges",
+    "devices",
+    "flows",
+    "deploy",
+    "templates",
+    "alerts",
+    "data",
+)
 
 
 def _modules() -> list[Any]:

@@ -57,9 +57,7 @@ class FlowNode(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     type: Annotated[str, msgspec.Meta(min_length=1, description="Catalog type id, e.g. 'transform.scale'")]
     type_version: Annotated[int, msgspec.Meta(ge=1, description="Version of the node type")] = 1
     label: Annotated[str, msgspec.Meta(max_length=200, description="Name shown on the canvas")] = ""
-    position: Annotated[Position, msgspec.Meta(description="Canvas position")] = msgspec.field(
-        default_factory=Position
-    )
+    position: Annotated[Position, msgspec.Meta(description="Canvas position")] = msgspec.field(default_factory=Position)
     config: Annotated[dict[str, Any], msgspec.Meta(description="The node type's config")] = {}
     edge: Annotated[
         Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None,
@@ -91,9 +89,7 @@ class Comment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     id: Identifier
     text: Annotated[str, msgspec.Meta(max_length=10_000, description="Note text (Markdown)")] = ""
-    position: Annotated[Position, msgspec.Meta(description="Canvas position")] = msgspec.field(
-        default_factory=Position
-    )
+    position: Annotated[Position, msgspec.Meta(description="Canvas position")] = msgspec.field(default_factory=Position)
 
 
 class FlowMetadata(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):

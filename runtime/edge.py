@@ -35,8 +35,10 @@ from nats.js.errors import NotFoundError
 
 from nodes.host import Credential
 from proxus.catalog import Catalog
+from proxus.credrefs import credential_refs
 from proxus.plan import PLANS_BUCKET, Plan, PlanBundle, decode_bundle, decode_plan
 from proxus.services.nats import LeafRemote, NatsServer
+from runtime.credentials import CredentialStore
 from runtime.interpreter import Host, PlanError, PlanRunner, backoff_delay
 from runtime.outbox import Outbox
 from runtime.requests import device_handlers
@@ -115,6 +117,7 @@ class EdgeAgent:
             **device_handlers(settings.data_dir),
         }
         self.stopped = asyncio.Event()
+        self.credentials = CredentialStore(settings.data_dir, _load_credentials(settings.credentials_file))
 
     # -- persistence (edge autonomy) ------------------------------------------------------------
 
@@ -159,6 +162,12 @@ class EdgeAgent:
             return
         if plan.edge != self.edge:
             self._report(plan.flow_id, plan.hash, f"plan is for edge {plan.edge!r}, not {self.edge!r}")
+            return
+        missing = await self.credentials.ensure(self.nc, self.edge, credential_refs([plan]))
+        if missing:
+            self._report(
+                plan.flow_id, plan.hash, f"credentials not available on this edge: {', '.join(sorted(missing))}"
+            )
             return
         runner = PlanRunner(plan, self.catalog, self.host)
         previous = state.runner
@@ -416,7 +425,7 @@ class EdgeAgent:
                 data_dir=settings.data_dir,
                 outbox=self.outbox,
                 mode="edge",
-                credentials=_load_credentials(settings.credentials_file),
+                credentials=self.credentials.values,
                 debug=self._debug,
                 publisher=publish,
                 settings=settings.settings,

@@ -33,7 +33,7 @@ from backend.errors import ApiError
 
 Id = Annotated[int, PathParameter(ge=1, le=2**62)]
 SeriesParam = Annotated[
-    list[str], QueryParameter(description="Series keys (repeat the parameter for several)", max_items=500)
+    list[str] | None, QueryParameter(description="Series keys (repeat the parameter for several)", max_items=500)
 ]
 From = Annotated[
     str | None,
@@ -73,7 +73,7 @@ class DataController(Controller):
     async def points(
         self,
         db: Db,
-        series: SeriesParam,
+        series: SeriesParam = None,
         start: From = None,
         end: To = None,
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_POINTS)] = 1000,
@@ -81,14 +81,14 @@ class DataController(Controller):
         order: Annotated[Order, QueryParameter(description="Time order within each series")] = "asc",
     ) -> PointsPage:
         frm, to = service.time_range(start, end)
-        return await service.points(db, series, frm, to, limit=limit, cursor=cursor, order=order)
+        return await service.points(db, series or [], frm, to, limit=limit, cursor=cursor, order=order)
 
     @get("/aggregate", summary="Time-bucketed aggregates (avg, min, max, sum, count, first, last)")
     async def aggregate(
         self,
         db: Db,
         state: State,
-        series: SeriesParam,
+        series: SeriesParam = None,
         start: From = None,
         end: To = None,
         bucket: Annotated[
@@ -103,8 +103,8 @@ class DataController(Controller):
         return await service.aggregate(db, series, frm, to, bucket=bucket, functions=fn or ["avg"], timescale=timescale)
 
     @get("/latest", summary="The latest value of each series")
-    async def latest(self, db: Db, series: SeriesParam) -> list[LatestValue]:
-        return await service.latest(db, series)
+    async def latest(self, db: Db, series: SeriesParam = None) -> list[LatestValue]:
+        return await service.latest(db, series or [])
 
     @get("/events", summary="Alarm events in a time range, newest first (paged)")
     async def events(
@@ -190,12 +190,12 @@ class LiveController(Controller):
     async def live(
         self,
         state: State,
-        topics: Annotated[list[str], QueryParameter(max_items=200, description="Topics to follow")],
+        topics: Annotated[list[str] | None, QueryParameter(max_items=200, description="Topics to follow")] = None,
     ) -> ServerSentEvent:
         hub: LiveHub | None = getattr(state, "live", None)
         if hub is None:
             raise ApiError(503, "unavailable", "live updates are not running")
-        parsed = parse_topics(topics)
+        parsed = parse_topics(topics or [])
         initial = [t.key for t in parsed if t.kind == "latest"]
         pool = state.pool
 

@@ -73,6 +73,7 @@ def edge_permissions(edge: str, hub_domain: str = "hub") -> dict[str, dict[str, 
                 f"deliver.{edge}.>",  # deliveries of its sourced outbox
                 f"{HUB_INBOX_PREFIX}.>",  # replies to the hub service's requests
                 f"proxus.debug.{edge}.>",  # live debug taps
+                f"proxus.hub.credentials.{edge}",  # fetch the credentials its plans use
             ]
         },
         "subscribe": {

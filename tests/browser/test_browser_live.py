@@ -93,3 +93,10 @@ async def test_deploy_to_an_edge_then_watch_debug_messages_and_badges(
         # Node badges from the edge's heartbeats (polled every few seconds).
         await node_locator(page, "scale").locator(".node-status").wait_for(timeout=30_000)
         await shot(page, "17-live-debug-and-badges")
+
+        # Undeploy (confirmed): the edge stops the flow and says so.
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.get_by_test_id("deploy").click()
+        await page.get_by_test_id("undeploy").click()
+        await page.get_by_test_id("deployment-status").get_by_text("removed").first.wait_for(timeout=60_000)
+        assert (await api.get("/api/flows/live-line"))["deployed_version"] is None

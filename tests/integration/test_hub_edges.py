@@ -123,27 +123,6 @@ async def secured_hub(
         yield Hub(client, app, server, auth, settings)
 
 
-async def serve_dotted_actions(agent: EdgeAgent) -> None:
-    """TEMPORARY shim until runtime/edge.py subscribes to ``proxus.edge.<id>.req.>``: its ``req.*``
-    subscription never sees actions with a dot (``modbus.test``, ``opcua.browse``)."""
-    assert agent.nc is not None
-    prefix = request_subject(agent.edge, "")
-
-    async def on_request(msg: Any) -> None:
-        action = msg.subject[len(prefix) :]
-        if "." not in action:
-            return  # the agent's own subscription answers these
-        handler = agent.handlers.get(action)
-        try:
-            body = json.loads(msg.data or b"{}")
-            reply = await handler(body) if handler else {"ok": False, "error": f"unknown request {action!r}"}
-        except Exception as exc:
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        await msg.respond(json.dumps(reply).encode())
-
-    await agent.nc.subscribe(request_subject(agent.edge, ">"), cb=on_request)
-
-
 class Background:
     """An event loop in its own thread, for what must keep running while the test waits on the Hub
     (Litestar's test client runs the app in another loop and blocks the test's loop per request)."""
@@ -188,7 +167,6 @@ async def running_edge(edge_id: str, hub_leaf_url: str, data_dir: Path) -> Async
             await asyncio.sleep(0.05)
         if task.done():
             task.result()
-        await serve_dotted_actions(agent)
         return agent, task
 
     async def stop(agent: EdgeAgent, task: asyncio.Task[None]) -> None:

@@ -71,7 +71,8 @@ export function DeployPanel({
         if (d.state !== "pending") {
           onDeployed(d);
           if (d.state === "applied") toast.success(`Version ${d.version} runs on ${d.edges.length} edge(s)`);
-          else toast.error(`Deployment ${d.state}`);
+          else if (d.state === "removed") toast.success(`The flow stopped on ${d.edges.length} edge(s)`);
+          else if (d.state === "failed") toast.error(`Deployment failed: ${d.edges.find((e) => e.error)?.error ?? "see the edges"}`);
           return;
         }
       } catch {
@@ -105,6 +106,21 @@ export function DeployPanel({
     }
   };
 
+  const undeploy = async () => {
+    if (!window.confirm("Stop this flow on every edge?")) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const d = await unwrap(api.POST("/api/flows/{flow_id}/undeploy", { params: { path: { flow_id: flowId } }, body: { message } }));
+      setDeployment(d);
+      if (d.state !== "pending") onDeployed(d);
+    } catch (e) {
+      setError(errorMessage(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
   return (
     <aside className="side-panel deploy" aria-label="Deploy" data-testid="deploy-panel">
       <div className="side-head">
@@ -116,7 +132,16 @@ export function DeployPanel({
       </div>
       <div className="side-body">
         {dirty ? <div className="notice warn">You have unsaved changes: the deploy sends the saved version {version}.</div> : null}
-        {deployedVersion ? <p className="muted">Running now: version {deployedVersion}.</p> : <p className="muted">Not deployed yet.</p>}
+        {deployedVersion ? (
+          <div className="row-between">
+            <span className="muted">Running now: version {deployedVersion}.</span>
+            <button type="button" className="btn small danger" disabled={busy} onClick={undeploy} data-testid="undeploy">
+              Undeploy
+            </button>
+          </div>
+        ) : (
+          <p className="muted">Not deployed yet.</p>
+        )}
         {!report && !error ? <p className="muted">Compiling…</p> : null}
         {report ? (
           report.ok ? (

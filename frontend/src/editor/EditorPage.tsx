@@ -409,6 +409,7 @@ function Editor({ detail, store, reload }: { detail: FlowDetail; store: EditorSt
             onClose={() => setPanel("inspector")}
             onDeployed={(d) => {
               if (d.state === "applied" && d.version) setDeployedVersion(d.version);
+              if (d.action === "undeploy" && d.state !== "failed") setDeployedVersion(null);
             }}
           />
         ) : null}

@@ -64,7 +64,7 @@ export interface EditorState {
   selectedNodes: string[];
   selectedEdges: string[];
   dirty: boolean;
-  /** Increments with every change to the document (drives validation). */
+  /** Increments with every change that can change the compiler's verdict (not moves): drives validation. */
   revision: number;
   past: Snapshot[];
   future: Snapshot[];
@@ -227,10 +227,8 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
           const sel = selectionOf(nodes, s.edges);
           if (!sameList(sel.selectedNodes, s.selectedNodes)) patch.selectedNodes = sel.selectedNodes;
         }
-        if (moved) {
-          patch.dirty = true;
-          patch.revision = s.revision + 1;
-        }
+        // Moving nodes changes the document but not what the compiler says: no new revision.
+        if (moved) patch.dirty = true;
         set(patch);
       },
 
@@ -379,7 +377,7 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
           const p = positions.get(n.id);
           return p ? { ...n, position: p } : n;
         });
-        changed(layoutFrames(nodes), s.edges);
+        set({ nodes: layoutFrames(nodes), dirty: true });
       },
 
       addComment: (position) => {
