@@ -196,7 +196,7 @@ async def main() -> None:
                 await outbox.append("hub", "flow", "hist", b)
             appended = time.perf_counter() - start
             hjs = hnc.jetstream(domain="hub")
-            while (await hjs.stream_info("HIST")).state.messages < len(batches):  # noqa: ASYNC110
+            while (await hjs.stream_info("HIST")).state.messages < len(batches):
                 await asyncio.sleep(0.05)
             sourced = time.perf_counter() - start
             print(f"  edge outbox append               {total / appended:12,.0f} rows/s")

@@ -100,7 +100,9 @@ class DataController(Controller):
     ) -> AggregateResult:
         frm, to = service.time_range(start, end)
         timescale = bool(getattr(state, "data_timescale", False))
-        return await service.aggregate(db, series, frm, to, bucket=bucket, functions=fn or ["avg"], timescale=timescale)
+        return await service.aggregate(
+            db, series or [], frm, to, bucket=bucket, functions=fn or ["avg"], timescale=timescale
+        )
 
     @get("/latest", summary="The latest value of each series")
     async def latest(self, db: Db, series: SeriesParam = None) -> list[LatestValue]:

@@ -159,6 +159,10 @@ class TimeRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_de
     end: datetime | None = msgspec.field(default=None, name="to")
 
 
+def _last_hour() -> TimeRange:
+    return TimeRange(last="1h")
+
+
 class Threshold(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     value: float
     color: Color
@@ -203,7 +207,7 @@ class DashboardSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
     name: DashboardName
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
-    time_range: TimeRange = TimeRange(last="1h")
+    time_range: TimeRange = msgspec.field(default_factory=_last_hour)
     refresh_s: Annotated[int, msgspec.Meta(ge=0, le=86400, description="Auto refresh; 0: off")] = 0
     panels: Annotated[list[Panel], msgspec.Meta(max_length=50)] = []
     flow_id: Annotated[FlowRef | None, msgspec.Meta(description="The flow this dashboard belongs to")] = None
@@ -214,7 +218,7 @@ class DashboardUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
 
     name: DashboardName
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
-    time_range: TimeRange = TimeRange(last="1h")
+    time_range: TimeRange = msgspec.field(default_factory=_last_hour)
     refresh_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 0
     panels: Annotated[list[Panel], msgspec.Meta(max_length=50)] = []
     flow_id: FlowRef | None = None

@@ -195,8 +195,7 @@ async def test_historian_queries_over_stored_rows(settings: Settings, database_u
         async def problem(path: str, params: Any) -> str:
             response = await client.get(path, params=params)
             assert response.status_code == 400, response.text
-            details = response.json().get("details", [])
-            print("DBG", path, params, response.json())
+            details = response.json()["details"]
             return str(details[0]["field"]) if details else ""
 
         assert await problem("/api/data/points", q(series="a/temp", **{"from": to, "to": frm})) == "from"
@@ -284,8 +283,8 @@ async def test_dashboards_crud_roles_and_audit(settings: Settings, database_url:
         async def refused(body: dict[str, Any], field: str) -> None:
             response = await editor.post("/api/dashboards", json=body)
             assert response.status_code == 400, response.text
-            fields = [d["field"] for d in response.json()["details"]]
-            assert any(field in f for f in fields), (field, response.json())
+            problems = [f"{d['field']} {d['message']}" for d in response.json()["details"]]
+            assert any(field in p for p in problems), (field, response.json())
 
         panel = DASHBOARD["panels"][0]  # type: ignore[index]
         await refused({**DASHBOARD, "name": "x", "panels": [{**panel, "kind": "pie"}]}, "kind")

@@ -180,9 +180,12 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
     (event: MouseEvent | TouchEvent, state: FinalConnectionState) => {
       const from = connecting.current;
       connecting.current = null;
+      console.info("DBG connectEnd", JSON.stringify(from), state.isValid, (event.target as HTMLElement)?.className);
       if (!from || state.isValid || from.handleType !== "source" || store.getState().readOnly) return;
-      const target = event.target as HTMLElement | null;
-      if (!target?.classList.contains("react-flow__pane")) return;
+      const point0 = "changedTouches" in event ? event.changedTouches[0]! : (event as MouseEvent);
+      const under = document.elementFromPoint(point0.clientX, point0.clientY);
+      // Dropped on empty canvas (not on a node, a port or a panel): offer the nodes that take it.
+      if (!under || !wrapper.current?.contains(under) || under.closest(".react-flow__node, .react-flow__handle, .react-flow__panel")) return;
       const spec = specOfNode(from.nodeId);
       const port = spec?.outputs.find((o) => o.name === (from.handleId ?? "out"));
       if (!port) return;
