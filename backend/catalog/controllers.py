@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, get
 from litestar.datastructures import State
 
 from backend.auth.guards import viewer
 from nodes.expr import CONSTANTS, FILTER_FIELDS, FUNCTIONS
+from proxus.catalog import NodeTypeInfo
 
 
 class CatalogController(Controller):
@@ -17,8 +16,8 @@ class CatalogController(Controller):
     guards = [viewer]
 
     @get("/", summary="The node catalog: types, ports, config schemas and examples")
-    async def catalog(self, state: State) -> list[dict[str, Any]]:
-        described: list[dict[str, Any]] = state.catalog.describe()
+    async def catalog(self, state: State) -> list[NodeTypeInfo]:
+        described: list[NodeTypeInfo] = state.catalog.describe()
         return described
 
     @get("/expressions", summary="Functions, constants and fields of the expression language")

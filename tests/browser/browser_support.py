@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -19,7 +20,8 @@ def allow_http_errors(page: Any, *statuses: int) -> None:
 
 def allowed_http_error(page: Any, text: str) -> bool:
     failed = _FAILED_RESOURCE.match(text)
-    return bool(failed) and int(failed.group(1)) in _ALLOWED.get(id(page), set())
+    return failed is not None and int(failed.group(1)) in _ALLOWED.get(id(page), set())
+
 
 ADMIN = ("admin", "correct horse battery")
 
@@ -80,7 +82,9 @@ class Api:
         return r.json()
 
 
-def node(node_id: str, type_: str, x: float, y: float, config: dict[str, Any] | None = None, label: str = "") -> dict[str, Any]:
+def node(
+    node_id: str, type_: str, x: float, y: float, config: dict[str, Any] | None = None, label: str = ""
+) -> dict[str, Any]:
     return {
         "id": node_id,
         "type": type_,
@@ -138,7 +142,7 @@ def large_document(count: int = 1000, flow_id: str = "big-plant") -> dict[str, A
                 nodes.append(node(node_id, "sink.debug", x, row_y))
             else:
                 nodes.append(node(node_id, "transform.scale", x, row_y, {"factor": 1.0 + i}))
-        edges.extend(wire(a, b) for a, b in zip(ids, ids[1:], strict=False))
+        edges.extend(wire(a, b) for a, b in itertools.pairwise(ids))
     return {
         "format": "proxus.flow",
         "schema_version": 1,

@@ -8,12 +8,14 @@ Fixtures:
   exceptions; the test fails at teardown if there was any.
 - ``shot``: saves a screenshot under ``test-artifacts/screenshots/``.
 
-The build must exist (``cd frontend && npm run build``); without it these tests are skipped.
+The build and Chromium must exist (``scripts/test.sh`` makes both); without them these tests fail
+with the command that fixes it, rather than skip and hide the web app from the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -39,9 +41,8 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1440, "height": 900}
 
+import playwright.async_api as playwright_api  # noqa: E402 - a dev dependency in pyproject.toml
 from browser_support import allowed_http_error  # noqa: E402
-
-playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright (browser tests)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -78,9 +79,9 @@ class Hub:
 @pytest.fixture(scope="session")
 def dist() -> Path:
     if not (DIST / "index.html").exists():
-        pytest.skip("the web app is not built: run `npm run build` in frontend/")
+        pytest.fail("the web app is not built: run scripts/bootstrap.sh (or `npm run build` in frontend/)")
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/bootstrap.sh --with-browser (apt-get install chromium)")
     return DIST
 
 
@@ -132,7 +133,6 @@ async def browser(dist: Path) -> AsyncIterator[Any]:
 OpenPage = Callable[..., Awaitable[Any]]
 
 
-
 @pytest.fixture
 async def open_page(request: pytest.FixtureRequest, browser: Any, hub: Hub) -> AsyncIterator[OpenPage]:
     """``page = await open_page()``: a fresh context on the Hub; console errors fail the test.
@@ -142,9 +142,7 @@ async def open_page(request: pytest.FixtureRequest, browser: Any, hub: Hub) -> A
     problems: list[str] = []
 
     async def factory(**context_args: Any) -> Any:
-        context = await browser.new_context(
-            base_url=hub.url, viewport=VIEWPORT, accept_downloads=True, **context_args
-        )
+        context = await browser.new_context(base_url=hub.url, viewport=VIEWPORT, accept_downloads=True, **context_args)
         contexts.append(context)
         page = await context.new_page()
         pages.append(page)
@@ -167,10 +165,8 @@ async def open_page(request: pytest.FixtureRequest, browser: Any, hub: Hub) -> A
         if request.node.stash.get(_FAILED, False):
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             for i, page in enumerate(pages):
-                try:
+                with contextlib.suppress(Exception):  # a closed page: nothing to show
                     await page.screenshot(path=str(SCREENSHOTS / f"failed-{request.node.name}-{i}.png"))
-                except Exception:  # a closed page: nothing to show
-                    pass
         for context in contexts:
             await context.close()
     assert not problems, "the browser reported errors:\n" + "\n".join(problems)

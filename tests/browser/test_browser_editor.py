@@ -68,7 +68,12 @@ async def test_build_a_flow_from_the_palette_configure_and_save(hub: Any, open_p
         assert flow_id
 
         canvas = page.get_by_test_id("canvas")
-        drops = [("simulator", 90, 140), ("transform.scale", 330, 140), ("window.tumbling", 90, 330), ("sink.debug", 330, 330)]
+        drops = [
+            ("simulator", 90, 140),
+            ("transform.scale", 330, 140),
+            ("window.tumbling", 90, 330),
+            ("sink.debug", 330, 330),
+        ]
         for node_type, x, y in drops:
             await page.get_by_test_id(f"palette-{node_type}").drag_to(canvas, target_position={"x": x, "y": y})
         nodes = page.get_by_test_id("flow-node")
@@ -296,9 +301,18 @@ async def test_versions_diff_on_the_canvas_and_rollback(hub: Any, open_page: Any
         doc = (await api.get("/api/flows/line-one"))["document"]
         doc["nodes"][1]["config"] = {"factor": 5.0}
         doc["nodes"].append(
-            {"id": "hist", "type": "sink.historian", "type_version": 1, "label": "", "position": {"x": 840, "y": 160}, "config": {}}
+            {
+                "id": "hist",
+                "type": "sink.historian",
+                "type_version": 1,
+                "label": "",
+                "position": {"x": 840, "y": 160},
+                "config": {},
+            }
         )
-        doc["edges"].append({"id": "window-hist", "source": "window", "target": "hist", "source_port": "out", "target_port": "in"})
+        doc["edges"].append(
+            {"id": "window-hist", "source": "window", "target": "hist", "source_port": "out", "target_port": "in"}
+        )
         await api.put("/api/flows/line-one", {"document": doc, "message": "store the averages", "base_version": 1})
 
         page = await open_page()
@@ -309,9 +323,10 @@ async def test_versions_diff_on_the_canvas_and_rollback(hub: Any, open_page: Any
         await panel.get_by_text("store the averages").wait_for()
         await page.get_by_test_id("version-1").click()
         await page.get_by_test_id("compare-box").wait_for()
-        assert "added" in (await node_locator(page, "hist").get_attribute("class") or "") or await node_locator(
-            page, "hist"
-        ).locator(".mark-added").count() == 1
+        assert (
+            "added" in (await node_locator(page, "hist").get_attribute("class") or "")
+            or await node_locator(page, "hist").locator(".mark-added").count() == 1
+        )
         assert await node_locator(page, "scale").locator(".mark-changed").count() == 1
         await shot(page, "10-versions-diff")
 
@@ -383,7 +398,10 @@ async def test_a_thousand_node_flow_loads_and_pans(hub: Any, open_page: Any, sho
         await page.keyboard.press("f")
         await page.wait_for_timeout(400)
         await shot(page, "11-thousand-nodes")
-        print(f"1000-node flow: editor shown in {loaded:.2f}s, 20 pan steps in {panned:.2f}s, {rendered} nodes rendered zoomed in")
+        print(
+            f"1000-node flow: editor shown in {loaded:.2f}s, 20 pan steps in {panned:.2f}s,"
+            f" {rendered} nodes rendered zoomed in"
+        )
 
 
 async def test_quick_add_code_editor_groups_notes_and_layout(hub: Any, open_page: Any, shot: Any) -> None:
@@ -418,7 +436,9 @@ async def test_quick_add_code_editor_groups_notes_and_layout(hub: Any, open_page
         await code.click()
         await page.keyboard.press("Control+a")
         await page.keyboard.type("def process(batch, state):\n    return batch\n")
-        await page.wait_for_function("document.querySelectorAll('.code-editor .cm-lint-marker-error').length === 0", timeout=20_000)
+        await page.wait_for_function(
+            "document.querySelectorAll('.code-editor .cm-lint-marker-error').length === 0", timeout=20_000
+        )
 
         # Group two nodes into a frame, add a note, lay everything out automatically.
         await node_locator(page, "sim").click()
@@ -463,14 +483,28 @@ async def test_a_device_node_picks_a_managed_device_and_its_tags(hub: Any, open_
         ]
         device = await api.post(
             "/api/devices",
-            {"name": "Meter 1", "protocol": "modbus", "edge": "plant-a", "settings": {"host": "10.0.0.5", "registers": registers}},
+            {
+                "name": "Meter 1",
+                "protocol": "modbus",
+                "edge": "plant-a",
+                "settings": {"host": "10.0.0.5", "registers": registers},
+            },
         )
-        empty = {"format": "proxus.flow", "schema_version": 1, "id": "meters", "name": "Meters", "nodes": [], "edges": []}
+        empty = {
+            "format": "proxus.flow",
+            "schema_version": 1,
+            "id": "meters",
+            "name": "Meters",
+            "nodes": [],
+            "edges": [],
+        }
         await api.create_flow(empty)
         page = await open_page()
         await ui_login(page, *ADMIN)
         await open_flow(page, "meters")
-        await page.get_by_test_id("palette-modbus.read").drag_to(page.get_by_test_id("canvas"), target_position={"x": 200, "y": 200})
+        await page.get_by_test_id("palette-modbus.read").drag_to(
+            page.get_by_test_id("canvas"), target_position={"x": 200, "y": 200}
+        )
         await node_locator(page, "read").click()
         inspector = page.get_by_test_id("inspector")
         await inspector.get_by_test_id("device-picker").select_option(device["id"])

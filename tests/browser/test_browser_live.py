@@ -86,7 +86,9 @@ async def test_deploy_to_an_edge_then_watch_debug_messages_and_badges(
         await node_locator(page, "scale").click()
         await page.get_by_role("button", name="Watch in debug").click()
         await page.get_by_test_id("debug").click()
-        tapped = page.get_by_test_id("debug-panel").locator(".debug-msg", has=page.locator(".pill", has_text="out")).first
+        tapped = (
+            page.get_by_test_id("debug-panel").locator(".debug-msg", has=page.locator(".pill", has_text="out")).first
+        )
         await tapped.wait_for(timeout=30_000)
         assert "line1/temperature" in await tapped.inner_text()
 

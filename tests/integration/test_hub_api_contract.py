@@ -129,7 +129,8 @@ def served_hub(settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
 
 def test_no_generated_request_causes_a_server_error(served_hub: tuple[str, dict[str, str]]) -> None:
     import schemathesis
-    from hypothesis import HealthCheck, given, settings as hsettings
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
 
     base, auth = served_hub
     schema = schemathesis.openapi.from_url(f"{base}/api/schema/openapi.json")

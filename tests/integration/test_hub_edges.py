@@ -29,7 +29,7 @@ from backend.settings import Settings
 from proxus.catalog import Catalog
 from proxus.plan import PlanBundle
 from proxus.services.nats import NatsServer
-from runtime.edge import EdgeAgent, EdgeSettings, request_subject
+from runtime.edge import EdgeAgent, EdgeSettings
 from tests.integration.hub_support import Client, add_user, hub_settings, setup_admin
 from tests.integration.runtime_support import flow, plan_of, sim
 

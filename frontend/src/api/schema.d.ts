@@ -1861,6 +1861,13 @@ export interface components {
             diagnostics: components["schemas"]["Diagnostic"][];
             plans?: components["schemas"]["PlanSummary"][];
         };
+        /** InputPortInfo */
+        InputPortInfo: {
+            name: string;
+            accepts: ("points" | "events")[];
+            description: string;
+            required: boolean;
+        };
         /** Instantiate */
         Instantiate: {
             /** @description Name of the new flow */
@@ -1954,6 +1961,26 @@ export interface components {
             /** @constant */
             kind: "node_error_rate";
         };
+        /** NodeTypeInfo */
+        NodeTypeInfo: {
+            type: string;
+            version: number;
+            /** @enum {string} */
+            category: "device" | "transform" | "window" | "analytics" | "udf" | "sink";
+            title: string;
+            description: string;
+            icon: string;
+            stateful: boolean;
+            device_protocol: string | null;
+            inputs: components["schemas"]["InputPortInfo"][];
+            outputs: components["schemas"]["OutputPortInfo"][];
+            config_schema: {
+                [key: string]: unknown;
+            };
+            example: {
+                [key: string]: unknown;
+            };
+        };
         /** Notification */
         Notification: {
             id: number;
@@ -1985,6 +2012,13 @@ export interface components {
             for_s?: number;
             /** @constant */
             kind: "outbox_depth";
+        };
+        /** OutputPortInfo */
+        OutputPortInfo: {
+            name: string;
+            /** @enum {string} */
+            kind: "points" | "events";
+            description: string;
         };
         /** Panel */
         Panel: {
@@ -2154,10 +2188,6 @@ export interface components {
         /**
          * Position
          * @description Canvas position
-         * @default {
-         *       "x": 0,
-         *       "y": 0
-         *     }
          */
         Position: {
             /**
@@ -2427,12 +2457,7 @@ export interface components {
             /** @default  */
             label?: string;
         };
-        /**
-         * TimeRange
-         * @default {
-         *       "last": "1h"
-         *     }
-         */
+        /** TimeRange */
         TimeRange: {
             /**
              * @description Relative: up to now
@@ -3086,9 +3111,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["NodeTypeInfo"][];
                 };
             };
         };
@@ -5307,9 +5330,9 @@ export interface operations {
     };
     ApiDataAggregateAggregate: {
         parameters: {
-            query: {
+            query?: {
                 /** @description Series keys (repeat the parameter for several) */
-                series: string[];
+                series?: string[] | null;
                 /** @description Start (inclusive): ISO 8601, `now`, or relative like `now-1h` / `-15m`; default: to - 1h */
                 from?: string | null;
                 /** @description End (exclusive), same forms; default: now */
@@ -5420,9 +5443,9 @@ export interface operations {
     };
     ApiDataLatestLatest: {
         parameters: {
-            query: {
+            query?: {
                 /** @description Series keys (repeat the parameter for several) */
-                series: string[];
+                series?: string[] | null;
             };
             header?: never;
             path?: never;
@@ -5501,9 +5524,9 @@ export interface operations {
     };
     ApiDataPointsPoints: {
         parameters: {
-            query: {
+            query?: {
                 /** @description Series keys (repeat the parameter for several) */
-                series: string[];
+                series?: string[] | null;
                 /** @description Start (inclusive): ISO 8601, `now`, or relative like `now-1h` / `-15m`; default: to - 1h */
                 from?: string | null;
                 /** @description End (exclusive), same forms; default: now */
@@ -5737,9 +5760,9 @@ export interface operations {
     };
     ApiLiveLive: {
         parameters: {
-            query: {
+            query?: {
                 /** @description Topics to follow */
-                topics: string[];
+                topics?: string[] | null;
             };
             header?: never;
             path?: never;

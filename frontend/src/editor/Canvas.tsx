@@ -14,10 +14,11 @@ import {
   ReactFlow,
   type XYPosition,
   useReactFlow,
+  useStore as useFlowStore,
 } from "@xyflow/react";
 import { type DragEvent, type MouseEvent as ReactMouseEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { specFor, useCatalog } from "../catalog/store";
-import type { CatalogEntry } from "../catalog/types";
+import type { CatalogEntry, PortKind } from "../catalog/types";
 import { copySelection, parseClipboard } from "../flow/clipboard";
 import { checkConnection, firstCompatible } from "../flow/connect";
 import { type CanvasNode, NODE_HEIGHT, NODE_WIDTH, type ProxusNode, type Wire, isProxusNode } from "../flow/graph";
@@ -40,7 +41,7 @@ const CATEGORY_COLOURS: Record<string, string> = {
 interface QuickAddState {
   screen: XYPosition;
   flow: XYPosition;
-  connectFrom?: { node: string; port: string; kind: string };
+  connectFrom?: { node: string; port: string; kind: PortKind };
 }
 
 export interface CanvasApi {
@@ -93,10 +94,10 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
   const addEntry = useCallback(
     (entry: CatalogEntry, at: XYPosition, connectFrom?: QuickAddState["connectFrom"], autoWire = false) => {
       const position = { x: at.x - NODE_WIDTH / 2, y: at.y - NODE_HEIGHT / 2 };
-      let wire: { node: string; port: string; input: string } | undefined;
+      let wire: { node: string; port: string; input: string; kind: string } | undefined;
       if (connectFrom) {
         const input = entry.inputs.find((i) => i.accepts.includes(connectFrom.kind));
-        if (input) wire = { node: connectFrom.node, port: connectFrom.port, input: input.name };
+        if (input) wire = { node: connectFrom.node, port: connectFrom.port, input: input.name, kind: connectFrom.kind };
       } else if (autoWire) {
         // Quick-add with one node selected: wire it from that node when the ports fit.
         const s = store.getState();
@@ -104,7 +105,8 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
           const src = s.nodes.find((n) => n.id === s.selectedNodes[0]);
           const spec = src && isProxusNode(src) ? specFor(useCatalog.getState().byType, src.data.type) : undefined;
           const fit = spec ? firstCompatible(spec, entry) : null;
-          if (src && fit) wire = { node: src.id, port: fit.output, input: fit.input };
+          const kind = spec?.outputs.find((o) => o.name === fit?.output)?.kind ?? "points";
+          if (src && fit) wire = { node: src.id, port: fit.output, input: fit.input, kind };
         }
       }
       store.getState().addNode(entry, position, wire);
@@ -180,7 +182,6 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
     (event: MouseEvent | TouchEvent, state: FinalConnectionState) => {
       const from = connecting.current;
       connecting.current = null;
-      console.info("DBG connectEnd", JSON.stringify(from), state.isValid, (event.target as HTMLElement)?.className);
       if (!from || state.isValid || from.handleType !== "source" || store.getState().readOnly) return;
       const point0 = "changedTouches" in event ? event.changedTouches[0]! : (event as MouseEvent);
       const under = document.elementFromPoint(point0.clientX, point0.clientY);
@@ -295,6 +296,8 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
   }, [nodes, compare]);
 
   const large = nodes.length > LARGE_FLOW;
+  // Level of detail: zoomed far out, nodes draw as plain boxes (cheaper to paint, easier to read).
+  const far = useFlowStore((s) => s.transform[2] < 0.45);
   const [initiallyFilled] = useState(() => nodes.length > 0);
 
   const onPaneDoubleClick = (e: ReactMouseEvent) => {
@@ -305,7 +308,7 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
 
   return (
     <div
-      className={`canvas ${readOnly ? "read-only" : ""}`}
+      className={`canvas ${readOnly ? "read-only" : ""} ${far ? "zoomed-out" : ""}`}
       ref={wrapper}
       onMouseMove={(e) => {
         pointer.current = { client: { x: e.clientX, y: e.clientY }, inside: true };

@@ -418,7 +418,9 @@ function FrameInspector({ frame }: { frame: FrameNode }) {
           ))}
         </div>
       </div>
-      <p className="muted">{frame.data.members.length} nodes. Drag the title bar to move the group.</p>
+      <p className="muted">
+        {frame.data.members.length} node{frame.data.members.length === 1 ? "" : "s"}. Drag the title bar to move the group.
+      </p>
       {!readOnly ? (
         <button type="button" className="btn" onClick={() => ungroup(frame.data.groupId)}>
           <Ungroup size={15} /> Ungroup

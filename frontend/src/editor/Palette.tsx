@@ -42,7 +42,7 @@ export function groupByCategory(entries: CatalogEntry[]): [string, CatalogEntry[
     groups.set(e.category, list);
   }
   const order = (c: string) => {
-    const i = CATEGORY_ORDER.indexOf(c);
+    const i = (CATEGORY_ORDER as string[]).indexOf(c);
     return i < 0 ? CATEGORY_ORDER.length : i;
   };
   return [...groups.entries()].sort((a, b) => order(a[0]) - order(b[0]) || a[0].localeCompare(b[0]));

@@ -38,6 +38,14 @@ describe("editor store", () => {
     expect(s().toDocument().edges).toHaveLength(1);
   });
 
+  it("wires a quick-added node with the kind of the output it comes from", () => {
+    const store = fresh();
+    const s = () => store.getState();
+    const a = s().addNode(spec("transform.scale"), { x: 0, y: 0 });
+    s().addNode(spec("sink.debug"), { x: 300, y: 0 }, { node: a, port: "out", input: "in", kind: "points" });
+    expect(s().edges[0]).toMatchObject({ source: a, target: "debug", data: { kind: "points" }, className: "wire-points" });
+  });
+
   it("coalesces rapid edits of one field into one undo step", () => {
     const store = fresh();
     const s = () => store.getState();

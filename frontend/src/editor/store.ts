@@ -83,7 +83,11 @@ export interface EditorState {
   onEdgesChange: (changes: EdgeChange<Wire>[]) => void;
   beginDrag: () => void;
   connect: (conn: Connection, kind: string) => void;
-  addNode: (spec: CatalogEntry, position: XYPosition, connectFrom?: { node: string; port: string; input: string }) => string;
+  addNode: (
+    spec: CatalogEntry,
+    position: XYPosition,
+    connectFrom?: { node: string; port: string; input: string; kind: string },
+  ) => string;
   updateNode: (id: string, patch: Partial<Pick<ProxusNodeData, "label" | "config" | "edge">>, coalesceKey?: string) => void;
   deleteSelection: () => void;
   deleteElements: (nodeIds: string[], edgeIds: string[]) => void;
@@ -282,7 +286,7 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
         if (connectFrom) {
           const from = s.nodes.find((n) => n.id === connectFrom.node);
           if (from) {
-            const kind = spec.inputs.find((i) => i.name === connectFrom.input)?.accepts[0] ?? "points";
+            const kind = connectFrom.kind;
             edges = [
               ...edges,
               {
