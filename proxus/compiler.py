@@ -370,7 +370,11 @@ class _Compilation:
                 f"edge {edge!r} is not registered",
                 at=entry,
                 path=json_path("nodes", entry.index, "edge"),
-                hint="register the edge, or pick one of " + _names(sorted(self.registry.edges)),
+                hint=(
+                    "register the edge, or pick one of " + _names(sorted(self.registry.edges))
+                    if self.registry.edges
+                    else "no edge is registered yet: register one on the Edges page (proxus hub starts 'local')"
+                ),
             )
         return edge
 
