@@ -508,9 +508,7 @@ class _Translator:
         const = value if numeric else _NOT_CONSTANT
         if isinstance(value, bool) or value is None or isinstance(value, str):
             return _Code(repr(value), kind, const, leaf=True)
-        if (isinstance(value, int) and abs(value) < 1 << 63) or (
-            isinstance(value, float) and math.isfinite(value)
-        ):
+        if (isinstance(value, int) and abs(value) < 1 << 63) or (isinstance(value, float) and math.isfinite(value)):
             text = repr(value)
             # Parenthesised so that a folded -2 stays -2 as the base of ** or after another minus.
             return _Code(f"({text})" if text.startswith("-") else text, kind, const, leaf=True)
@@ -647,9 +645,7 @@ class _Translator:
         previous: ast.expr = node.left
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, ast.Is | ast.IsNot):
-                self.fail(
-                    "'is' is not allowed; use == or !=", node, self._between("is", previous, comparator)
-                )
+                self.fail("'is' is not allowed; use == or !=", node, self._between("is", previous, comparator))
             symbol = _COMPARISONS[type(op)]
             if symbol in ("in", "not in"):
                 parts.append(f"{symbol} {self._constant_list(comparator, depth + 1)}")
@@ -671,9 +667,7 @@ class _Translator:
         items: list[str] = []
         for element in node.elts:
             if not _is_literal(element):
-                self.fail(
-                    "only constants are allowed in the list after 'in', as in (1, -2, 'text', BAD)", element
-                )
+                self.fail("only constants are allowed in the list after 'in', as in (1, -2, 'text', BAD)", element)
             items.append(self.visit(element, depth + 1).text)
         if not items:
             return "()"
@@ -815,9 +809,7 @@ def _parse(source: str) -> tuple[ast.Expression, int]:
         raise _error_at(source, f"syntax error: {exc.msg}", _syntax_offset(body, prefix, exc)) from None
     except (RecursionError, MemoryError):
         # `-` * 3000 + "1": the parser gives up before our own depth check could run.
-        raise _error_at(
-            source, f"the expression is nested too deeply (more than {MAX_DEPTH} levels)", prefix
-        ) from None
+        raise _error_at(source, f"the expression is nested too deeply (more than {MAX_DEPTH} levels)", prefix) from None
     except ValueError as exc:  # defensive: the parser's other refusals of odd input
         raise _error_at(source, f"syntax error: {_describe(exc)}", prefix) from None
     return tree, prefix
@@ -993,9 +985,7 @@ class Expression:
         except Exception as exc:
             raise EvaluationError(_describe(exc)) from exc
 
-    def evaluate_columns(
-        self, columns: Mapping[str, Sequence[Value]]
-    ) -> tuple[list[Value | None], int, str | None]:
+    def evaluate_columns(self, columns: Mapping[str, Sequence[Value]]) -> tuple[list[Value | None], int, str | None]:
         """Values for equal-length columns of tag values: the results (None where evaluation
         failed), the number of failed rows and the first failure's message.
 

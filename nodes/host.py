@@ -180,8 +180,12 @@ class Sink(Behaviour, ABC):
         """Open the connection; raise NotConnected to have the runtime back off."""
 
     @abstractmethod
-    async def write(self, data: Data) -> None:
-        """Deliver; raise RetryableError/NotConnected to retry later, PermanentError to drop."""
+    async def write(self, data: Data, key: str = "") -> None:
+        """Deliver; raise RetryableError/NotConnected to retry later, PermanentError to drop.
+
+        ``key`` is the same on every retry of the same batch (derived from its outbox message ids):
+        destinations that accept an idempotency key can drop the duplicates a timeout may cause.
+        """
 
 
 BehaviourFactory = Callable[[Any, NodeContext], Behaviour]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import random
@@ -64,6 +65,14 @@ def backoff_delay(attempt: int, initial: float = BACKOFF_INITIAL_S, cap: float =
     """Exponential backoff with full jitter in its upper half (so edges do not reconnect in lockstep)."""
     ceiling = min(cap, initial * float(2 ** min(attempt, 20)))
     return ceiling / 2 + random.random() * ceiling / 2
+
+
+def delivery_key(msgs: list[Msg]) -> str:
+    """A key that is the same for every retry of the same outbox messages."""
+    ids = [
+        str((m.headers or {}).get("Nats-Msg-Id") or (m.metadata.sequence.stream if m.metadata else "")) for m in msgs
+    ]
+    return hashlib.sha256("|".join(ids).encode()).hexdigest()[:32]
 
 
 class PlanError(ValueError):
@@ -331,9 +340,10 @@ class SinkStep(Step):
                             await msg.nak()
 
     async def _deliver(self, sink: Sink, data: Data, msgs: list[Msg], attempt: int) -> tuple[bool, int]:
+        key = delivery_key(msgs)
         while True:
             try:
-                await sink.write(data)
+                await sink.write(data, key)
             except PermanentError as exc:
                 self.ctx.count("dropped_points", len(data))
                 self.fail(exc, "rejected by the destination (dropped): ")
@@ -349,16 +359,21 @@ class SinkStep(Step):
                         await msg.term()
                     return True, 0
                 self.fail(exc, "delivery failed, will retry: ")
-                if isinstance(exc, NotConnected) or self._stopping.is_set():
+                if self._stopping.is_set():
                     for msg in msgs:
                         await msg.nak()
-                    self.ctx.set_gauge("connected", 0)
-                    await self._pause(backoff_delay(attempt))
                     return False, attempt + 1
+                # Retry this very group (same key, so a receiver can drop a duplicate a timeout
+                # caused), keeping its messages ours meanwhile.
                 for msg in msgs:
                     await msg.in_progress()
                 await self._pause(backoff_delay(attempt))
                 attempt += 1
+                if isinstance(exc, NotConnected):
+                    self.ctx.set_gauge("connected", 0)
+                    with contextlib.suppress(Exception):
+                        await sink.connect()
+                        self.ctx.set_gauge("connected", 1)
                 continue
             for msg in msgs:
                 await msg.ack()

@@ -322,8 +322,10 @@ class HistorianWriter:
                 await sub.unsubscribe()
         self._subs.clear()
         if self._copy_pool is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(self._copy_pool.close(), 10)
+            except Exception:  # a connection did not come back: close them all the hard way
+                self._copy_pool.terminate()
             self._copy_pool = None
 
     @property
@@ -454,9 +456,17 @@ class HistorianWriter:
                 backoff = opts.retry_backoff_s
             except asyncio.CancelledError:
                 raise
-            except NotFoundError:
+            except (NotFoundError, ServiceUnavailableError) as exc:
+                # The consumer is gone (deleted, or HIST recreated): have sync make it, then bind again.
+                self.counters.last_error = f"worker {index}: {type(exc).__name__}"
+                log.info(
+                    "historian worker %d: the consumer is not there (%s); re-creating it", index, type(exc).__name__
+                )
                 self._ready.clear()
                 self._sync_now.set()
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
                 sub = None
                 await asyncio.sleep(backoff)
             except Exception as exc:
@@ -691,7 +701,8 @@ class HistorianWriter:
             progress.last_kick = now
             if not await self._edge_reachable(edge):
                 continue
-            if await self._out_was_recreated(edge):
+            recreated, _ = await self._out_was_recreated(edge)
+            if recreated:
                 await self.begin_reset(edge)
                 continue
             await self.kick(edge)
@@ -728,17 +739,26 @@ class HistorianWriter:
         except (NatsTimeout, NoRespondersError, TimeoutError, ServiceUnavailableError, NotFoundError):
             return None
 
-    async def _out_was_recreated(self, edge: str, info: Any = None) -> bool:
-        info = info or await self._out_info(edge)
-        if info is None:
-            return False
+    async def _out_was_recreated(self, edge: str) -> tuple[bool, Any]:
+        """Whether the edge's OUT stream is younger than what HIST has from it; and its info (None: away).
+
+        What HIST holds is read first: every record in it was in OUT before, so OUT's last sequence,
+        read afterwards, can only be at least that high, unless OUT was created anew.
+        """
         progress = self.progress.setdefault(edge, EdgeProgress())
+        known = max(progress.stored_origin, await self._bookmark_origin(edge))
+        info = await self._out_info(edge)
+        if info is None:
+            return False, None
         created = info.created
         if progress.out_created is not None and created is not None and created != progress.out_created:
-            return True
+            log.warning("historian: OUT_%s was created again (%s, before %s)", edge, created, progress.out_created)
+            return True, info
         progress.out_created = created
-        known = max(progress.stored_origin, await self._bookmark_origin(edge))
-        return bool(known and info.state.last_seq < known)
+        if known and info.state.last_seq < known:
+            log.warning("historian: OUT_%s ends at %d, below %d the Hub has from it", edge, info.state.last_seq, known)
+            return True, info
+        return False, info
 
     async def begin_reset(self, edge: str) -> None:
         """The edge's OUT stream was recreated: stop sourcing it until HIST holds none of its old records."""
@@ -782,11 +802,11 @@ class HistorianWriter:
             if edge in self.resetting or edge not in self.sourced:
                 continue
             if progress.stored_origin > progress.purged_origin:
-                out = await self._out_info(edge)
+                recreated, out = await self._out_was_recreated(edge)
+                if recreated:
+                    await self.begin_reset(edge)
+                    continue
                 if out is not None:
-                    if await self._out_was_recreated(edge, out):
-                        await self.begin_reset(edge)
-                        continue
                     await self._edge_js(edge).purge_stream(
                         out_stream(edge), seq=progress.stored_origin + 1, subject=out_filter(edge)
                     )

@@ -64,7 +64,7 @@ class DebugSink(Sink):
             return True
         return False
 
-    async def write(self, data: Data) -> None:
+    async def write(self, data: Data, key: str = "") -> None:
         if not self._allow():
             self.context.count("suppressed_messages")
             return

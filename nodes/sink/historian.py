@@ -59,9 +59,7 @@ ON CONFLICT DO NOTHING
 async def ensure_schema(conn: asyncpg.Connection) -> bool:
     """Create the historian tables; make them hypertables when TimescaleDB is present. Returns that."""
     await conn.execute(SCHEMA)
-    has_timescale = bool(
-        await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
-    )
+    has_timescale = bool(await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"))
     if has_timescale:
         for table in ("proxus_points", "proxus_events"):
             await conn.execute(
@@ -83,8 +81,7 @@ async def write_batch(conn: asyncpg.Connection, data: Data) -> int:
     async with conn.transaction():
         if isinstance(data, EventBatch):
             rows = [
-                (e.ts // 1000, e.series, e.alarm, e.state, e.severity, *_split(e.value), e.message)
-                for e in data.events
+                (e.ts // 1000, e.series, e.alarm, e.state, e.severity, *_split(e.value), e.message) for e in data.events
             ]
             await conn.executemany(_INSERT_EVENT, rows)
             return len(rows)
@@ -145,7 +142,7 @@ class HistorianSink(Sink):
         except (OSError, asyncpg.PostgresError) as exc:
             raise NotConnected(f"historian database: {exc}") from exc
 
-    async def write(self, data: Data) -> None:
+    async def write(self, data: Data, key: str = "") -> None:
         if isinstance(data, EventBatch) and not self.config.store_events:
             return
         if self._conn is None or self._conn.is_closed():

@@ -217,11 +217,13 @@ class HttpSink(Sink):
             return "Basic " + base64.b64encode(f"{cred.username}:{cred.secret}".encode()).decode()
         return cred.secret
 
-    async def write(self, data: Data) -> None:
+    async def write(self, data: Data, key: str = "") -> None:
         items = records(data)
         body = encode_json(items) if self.config.format == "json" else encode_ndjson(items)
+        # A timed-out request may still have been processed: the key lets the receiver drop the retry.
+        headers = {"Idempotency-Key": key} if key else None
         try:
-            response = await self._client.request(self.config.method, self.config.url, content=body)
+            response = await self._client.request(self.config.method, self.config.url, content=body, headers=headers)
         except self._httpx.TimeoutException as exc:
             raise NotConnected(f"{self.config.url}: no answer within {self.config.timeout_ms} ms") from exc
         except self._httpx.TransportError as exc:

@@ -63,7 +63,7 @@ class NatsSink(Sink):
         self.context = context
         self._encode = encode_json if config.format == "json" else encode_msgpack
 
-    async def write(self, data: Data) -> None:
+    async def write(self, data: Data, key: str = "") -> None:
         items = records(data)
         if self.config.batch:
             await self.context.publish(self.config.subject, self._encode(items))

@@ -56,7 +56,7 @@ class SlowSink(Sink):
         self.config = config
         RECORDED.setdefault(config.name, [])
 
-    async def write(self, data: Data) -> None:
+    async def write(self, data: Data, key: str = "") -> None:
         await asyncio.sleep(self.config.delay_s)
         assert isinstance(data, Batch)
         RECORDED[self.config.name].append(data)
@@ -146,6 +146,7 @@ class Endpoint:
     delay_s: float = 0.0
     bodies: list[bytes] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)  # accepted: headers, body
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -163,6 +164,7 @@ def http_endpoint() -> Iterator[Endpoint]:
                 state.requests.append(dict(self.headers))
                 if status < 300:
                     state.bodies.append(body)
+                    state.received.append((dict(self.headers), body))
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()

@@ -257,3 +257,38 @@ async def test_catalog_without_behaviour_or_type_fails_the_plan(host: Host) -> N
 
     with pytest.raises(PlanError, match=r"no node type sink\.debug"):
         await PlanRunner(plan, bare, host).start()
+
+
+async def test_http_sink_slow_endpoint_times_out_then_delivers_everything(host: Host) -> None:
+    with http_endpoint() as endpoint:
+        endpoint.delay_s = 1.5  # slower than the sink's timeout: every attempt times out
+        plan = plan_of(
+            flow(
+                [
+                    ("s", "simulator", sim(rate_hz=10, tags=1)),
+                    ("h", "sink.http", {"url": endpoint.url, "timeout_ms": 300, "flush_interval_ms": 50}),
+                ],
+                [("s", "h")],
+            ),
+            CATALOG,
+        )
+        runner = PlanRunner(plan, CATALOG, host)
+        await runner.start()
+        try:
+            await wait_for(lambda: runner.steps["h"].metrics.counters.get("retries", 0) >= 2, timeout=30)
+            assert "no answer within 300 ms" in runner.steps["h"].metrics.message
+            endpoint.delay_s = 0.05  # slow but within the timeout now
+            await wait_for(lambda: runner.steps["h"].metrics.points_out >= 20, timeout=60)
+        finally:
+            await runner.stop()
+        sink, source = runner.steps["h"].metrics, runner.steps["s"].metrics
+        assert sink.counters.get("dropped_points", 0) == 0  # timeouts are retried, never dropped
+        import json
+
+        # A timed-out request may have been processed anyway: its retry carries the same key.
+        by_key: dict[str, bytes] = {}
+        for headers, body in endpoint.received:
+            assert by_key.setdefault(headers["Idempotency-Key"], body) == body
+        delivered = [p["value"] for body in by_key.values() for p in json.loads(body)]
+        assert delivered == sorted(delivered) and len(set(delivered)) == len(delivered) >= 20
+        assert source.points_out >= len(delivered)
