@@ -85,7 +85,8 @@ def create_app(
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:  # bounded: a task that swallows its cancellation must not hang the shutdown
+                await asyncio.wait(tasks, timeout=10)
             await domains.stop(app)
             await state.nats.close()
             await state.sessions.close()

@@ -76,7 +76,10 @@ async def start(app: Litestar, tasks: list[asyncio.Task[None]]) -> None:
         state.historian = writer
         writer.listeners.append(live.on_summary)
         listeners.append(writer.on_status)
-        tasks.extend(writer.start())
+        # Not in ``tasks``: a cancellation can get lost inside nats-py's fetch (asyncio.wait_for race
+        # on Python 3.11), and the app's shutdown would wait on such a task forever; ``stop()`` below
+        # repeats the cancellation until the writer's tasks are gone.
+        writer.start()
     if catalog_empty:
         tasks.append(asyncio.create_task(_rebuild_catalog(app), name="historian-catalog"))
 

@@ -220,7 +220,8 @@ class HistorianOptions:
     durable: str = "historian"
     max_bytes: int = 512 * 1024 * 1024  # HIST backlog before sourcing pauses (edges keep buffering)
     workers: int = 2
-    fetch_batch: int = 1000  # messages per fetch = per transaction
+    fetch_batch: int = 1000  # most messages per fetch (fewer when they are large: see max_group_rows)
+    max_group_rows: int = 100_000  # rows per transaction (a fetch is split into groups of this size)
     fetch_timeout_s: float = 1.0
     ack_wait_s: float = 30.0
     max_ack_pending: int = 20_000
@@ -277,6 +278,7 @@ class HistorianWriter:
         self._copy_pool: asyncpg.Pool | None = None
         self._copy_pool_lock = asyncio.Lock()
         self._merge_groups = 0  # after a conflict, this many groups take the merge path
+        self._rows_per_msg = 100.0  # running average, to size fetches
         self.nc = nc
         self.domain = domain
         self.options = options or HistorianOptions()
@@ -292,6 +294,7 @@ class HistorianWriter:
         # Called after each commit and before the acknowledgements (tests use it to crash there).
         self.after_commit: Callable[[list[Msg]], Awaitable[None]] | None = None
         self._ready = asyncio.Event()
+        self._stopping = False
         self._sync_now = asyncio.Event()
         self._config_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -313,10 +316,18 @@ class HistorianWriter:
         return self._tasks
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stopping = True
+        self._ready.set()  # wake workers waiting for the stream: they see the flag and leave
+        pending = set(self._tasks)
+        while pending:
+            # A cancellation can be lost in a race inside a library's wait_for (Python 3.11), so it
+            # is repeated; the loops also check the flag.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=2.0)
         self._tasks = []
+        self._stopping = False
+        self._ready.clear()
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -360,7 +371,7 @@ class HistorianWriter:
         return {e for e in (base | self.static_edges) if EDGE_ID.match(e)} - set(self.resetting)
 
     async def _sync_loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.sync()
             except asyncio.CancelledError:
@@ -441,14 +452,18 @@ class HistorianWriter:
         opts = self.options
         sub: JetStreamContext.PullSubscription | None = None
         backoff = opts.retry_backoff_s
-        while True:
+        while not self._stopping:
             try:
                 if sub is None:
                     await self._ready.wait()
+                    if self._stopping:
+                        break
                     sub = await self.js.pull_subscribe_bind(durable=opts.durable, stream=opts.stream)
                     self._subs.append(sub)
+                # About one transaction's worth of messages, so that every worker gets a share.
+                want = max(1, min(opts.fetch_batch, int(opts.max_group_rows / max(1.0, self._rows_per_msg))))
                 try:
-                    msgs = await sub.fetch(opts.fetch_batch, timeout=opts.fetch_timeout_s)
+                    msgs = await sub.fetch(want, timeout=opts.fetch_timeout_s)
                 except (NatsTimeout, TimeoutError):
                     continue
                 if msgs:
@@ -476,16 +491,35 @@ class HistorianWriter:
                 backoff = min(backoff * 2, 30.0)
 
     async def handle(self, msgs: list[Msg]) -> None:
-        """Store one fetched group in one transaction; acknowledge it after the commit."""
-        good: list[tuple[Msg, Batch | EventBatch]] = []
-        rejects: list[tuple[Msg, str]] = []
+        """Store fetched messages, one transaction per group of at most ``max_group_rows`` rows;
+        each group is acknowledged after its commit."""
+        decoded: list[tuple[Msg, Batch | EventBatch | None, str]] = []
         for msg in msgs:
             if msg.metadata.num_delivered > 1:
                 self.counters.redelivered += 1
             try:
-                good.append((msg, decode(msg)))
+                data = decode(msg)
             except Rejected as exc:
-                rejects.append((msg, str(exc)))
+                decoded.append((msg, None, str(exc)))
+                continue
+            decoded.append((msg, data, ""))
+            self._rows_per_msg = 0.9 * self._rows_per_msg + 0.1 * len(data)
+        group: list[tuple[Msg, Batch | EventBatch | None, str]] = []
+        rows = 0
+        for item in decoded:
+            size = len(item[1]) if item[1] is not None else 0
+            if group and rows + size > self.options.max_group_rows:
+                await self._handle_group(group)
+                group, rows = [], 0
+            group.append(item)
+            rows += size
+        if group:
+            await self._handle_group(group)
+
+    async def _handle_group(self, group: list[tuple[Msg, Batch | EventBatch | None, str]]) -> None:
+        msgs = [msg for msg, _, _ in group]
+        good = [(msg, data) for msg, data, _ in group if data is not None]
+        rejects = [(msg, error) for msg, data, error in group if data is None]
         keepalive = asyncio.create_task(self._keep_in_progress(msgs))
         try:
             summary = await self._store(good, rejects)
@@ -504,10 +538,10 @@ class HistorianWriter:
         self.counters.messages += len(msgs)
         self.counters.last_commit_at = datetime.now(UTC)
         if summary and self.listeners:
-            rows = summary_rows(summary)
+            summary_list = summary_rows(summary)
             for listener in list(self.listeners):
                 try:
-                    listener(rows)
+                    listener(summary_list)
                 except Exception:
                     log.exception("historian listener failed")
 
@@ -659,7 +693,7 @@ class HistorianWriter:
     async def _maintenance_loop(self) -> None:
         opts = self.options
         next_purge = time.monotonic() + opts.purge_interval_s
-        while True:
+        while not self._stopping:
             await asyncio.sleep(opts.watchdog_interval_s)
             if not self._ready.is_set():
                 continue
@@ -688,6 +722,8 @@ class HistorianWriter:
     async def watchdog(self) -> None:
         """Restart sources the server has not heard from while their edge answers."""
         info = await self.js.stream_info(self.options.stream)
+        if info.state.bytes >= 0.95 * self.options.max_bytes:
+            return  # HIST is full (the database is behind): sources wait, by design; nothing to restart
         now = time.monotonic()
         for source in info.sources or []:
             edge = source.name[4:]

@@ -95,6 +95,7 @@ class EdgeController(Controller):
     ) -> EdgeCredentials:
         edge, password = await service.register_edge(db, principal, data, address)
         nats = await apply_nats(state, db, edge.id)
+        _historian_sync(state)
         return _credentials(state, request, edge, password, nats)
 
     @post(
@@ -142,6 +143,14 @@ class EdgeController(Controller):
         unassigned = await service.remove_edge(db, principal, edge_id, force, address)
         nats = await apply_nats(state, db, edge_id, removed=True)
         state.edge_status.forget(edge_id)
+        _historian_sync(state)
         for device_id in unassigned:
             await device_changed(state, device_id)
         return EdgeRemoved(id=edge_id, unassigned_devices=unassigned, nats=nats)
+
+
+def _historian_sync(state: State) -> None:
+    """Have the historian writer source (or stop sourcing) the edge's outbox now, not on its next poll."""
+    historian = getattr(state, "historian", None)
+    if historian is not None:
+        historian.request_sync()
