@@ -153,7 +153,8 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="points per outbox message")
     parser.add_argument("--series", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--fetch", type=int, default=20, help="messages per fetch (= per transaction)")
+    parser.add_argument("--fetch", type=int, default=1000, help="most messages per fetch")
+    parser.add_argument("--group-rows", type=int, default=100_000, help="rows per transaction")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     batches = make_batches(args.rows, args.batch, args.series)
@@ -187,7 +188,11 @@ async def main() -> None:
             await outbox.ensure()
             hnc = await nats.connect(hub.url, inbox_prefix=b"_INBOX_hub")
             options = HistorianOptions(
-                workers=args.workers, fetch_batch=args.fetch, max_bytes=4 << 30, purge_interval_s=3600.0
+                workers=args.workers,
+                fetch_batch=args.fetch,
+                max_group_rows=args.group_rows,
+                max_bytes=4 << 30,
+                purge_interval_s=3600.0,
             )
             writer = HistorianWriter(pool, hnc, "hub", options, static_edges=[EDGE], dsn=dsn)
             await writer.sync()  # HIST with its source; workers start later
@@ -217,7 +222,7 @@ async def main() -> None:
             print(f"  write_batch (staging + merge)    {wb_rate:12,.0f} rows/s   (100k rows per transaction)")
             print(
                 f"  HistorianWriter (HIST -> DB)     {rate:12,.0f} rows/s   "
-                f"({args.workers} workers, up to {args.fetch} messages per transaction)"
+                f"({args.workers} workers, up to {args.group_rows:,} rows per transaction)"
             )
             print(f"  writer / COPY                    {rate / copy_rate:12.2f}")
             print(f"  writer / write_batch             {rate / wb_rate:12.2f}")
