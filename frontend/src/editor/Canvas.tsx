@@ -12,19 +12,30 @@ import {
   MiniMap,
   type Node,
   ReactFlow,
+  type Viewport,
   type XYPosition,
+  getViewportForBounds,
   useReactFlow,
   useStore as useFlowStore,
 } from "@xyflow/react";
-import { type DragEvent, type MouseEvent as ReactMouseEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import {
+  type DragEvent,
+  type MouseEvent as ReactMouseEvent,
+  useCallback,
+  useEffect,
+  useLayoutEffect,
+  useMemo,
+  useRef,
+  useState,
+} from "react";
 import { specFor, useCatalog } from "../catalog/store";
 import type { CatalogEntry, PortKind } from "../catalog/types";
 import { copySelection, parseClipboard } from "../flow/clipboard";
 import { checkConnection, firstCompatible } from "../flow/connect";
-import { type CanvasNode, NODE_HEIGHT, NODE_WIDTH, type ProxusNode, type Wire, isProxusNode } from "../flow/graph";
+import { type CanvasNode, NODE_HEIGHT, NODE_WIDTH, type ProxusNode, type Wire, boundsOf, isProxusNode } from "../flow/graph";
 import { isTyping, mod } from "../util/keys";
 import { toast } from "../util/toast";
-import { NODE_TYPES } from "./nodes";
+import { FarContext, NODE_TYPES } from "./nodes";
 import { DRAG_MIME } from "./Palette";
 import { QuickAdd } from "./QuickAdd";
 import { useEditor, useEditorStore } from "./store";
@@ -52,6 +63,28 @@ export interface CanvasApi {
 }
 
 const LARGE_FLOW = 250;
+
+// Props of <ReactFlow> are copied into its store whenever their identity changes, and every store
+// update runs every node's, handle's and wire's selector: constants live out here, callbacks are
+// memoised, so a drag step (new `nodes`) is the only update per frame.
+const FIT_VIEW_OPTIONS = { padding: 0.15, maxZoom: 1.1 };
+const DEFAULT_VIEWPORT: Viewport = { x: 40, y: 40, zoom: 1 };
+const MIN_ZOOM = 0.05;
+/** Below this zoom nodes are drawn as plain boxes (level of detail). */
+const FAR_ZOOM = 0.45;
+const MULTI_SELECTION_KEYS = ["Meta", "Control", "Shift"];
+const ZOOM_KEYS = ["Meta", "Control"];
+const PAN_BUTTONS = [1, 2];
+const SNAP_GRID: [number, number] = [8, 8];
+const PRO_OPTIONS = { hideAttribution: true };
+
+/** Minimap colour of a node (stable: a new function would re-render every minimap node). */
+function miniMapColour(n: Node): string {
+  if (n.type === "frame") return "rgba(120,140,170,0.15)";
+  if (n.type === "comment") return "#f3e6a3";
+  const spec = (n as ProxusNode).data?.type ? specFor(useCatalog.getState().byType, (n as ProxusNode).data.type) : undefined;
+  return CATEGORY_COLOURS[spec?.category ?? ""] ?? "#8894a3";
+}
 
 export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.MutableRefObject<CanvasApi | null> }) {
   const store = useEditorStore();
@@ -296,9 +329,27 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
   }, [nodes, compare]);
 
   const large = nodes.length > LARGE_FLOW;
-  // Level of detail: zoomed far out, nodes draw as plain boxes (cheaper to paint, easier to read).
-  const far = useFlowStore((s) => s.transform[2] < 0.45);
   const [initiallyFilled] = useState(() => nodes.length > 0);
+  // A flow opens fitted to the screen. The fitted viewport is worked out here, from the nodes'
+  // expected sizes, before React Flow mounts: its first render of the nodes is then at the final
+  // zoom and level of detail (fitView still corrects it once the nodes are measured).
+  const [initialViewport, setInitialViewport] = useState<Viewport | null>(() => (initiallyFilled ? null : DEFAULT_VIEWPORT));
+  useLayoutEffect(() => {
+    if (initialViewport) return;
+    const rect = wrapper.current?.getBoundingClientRect();
+    const bounds = boundsOf(store.getState().nodes);
+    setInitialViewport(
+      rect && rect.width > 0 && rect.height > 0 && bounds
+        ? getViewportForBounds(bounds, rect.width, rect.height, MIN_ZOOM, FIT_VIEW_OPTIONS.maxZoom, FIT_VIEW_OPTIONS.padding)
+        : DEFAULT_VIEWPORT,
+    );
+  }, [initialViewport, store]);
+  // Level of detail: zoomed far out, nodes draw as plain boxes (cheaper to build and paint, easier
+  // to read). Until React Flow has its viewport, the zoom is the initial one.
+  const farNow = useFlowStore((s) => (s.panZoom ? s.transform[2] < FAR_ZOOM : null));
+  const far = farNow ?? (initialViewport ? initialViewport.zoom < FAR_ZOOM : false);
+
+  const beginDrag = useCallback(() => store.getState().beginDrag(), [store]);
 
   const onPaneDoubleClick = (e: ReactMouseEvent) => {
     const target = e.target as HTMLElement;
@@ -319,61 +370,59 @@ export function Canvas({ onSave, apiRef }: { onSave: () => void; apiRef?: React.
       onDoubleClick={onPaneDoubleClick}
       data-testid="canvas"
     >
-      <ReactFlow<Node, Wire>
-        nodes={displayedNodes}
-        edges={displayedEdges}
-        nodeTypes={NODE_TYPES}
-        onNodesChange={onNodesChange as never}
-        onEdgesChange={onEdgesChange}
-        onConnect={onConnect}
-        onConnectStart={onConnectStart}
-        onConnectEnd={onConnectEnd}
-        isValidConnection={isValidConnection}
-        onNodeDragStart={() => store.getState().beginDrag()}
-        onSelectionDragStart={() => store.getState().beginDrag()}
-        onDrop={onDrop}
-        onDragOver={onDragOver}
-        fitView={initiallyFilled}
-        fitViewOptions={{ padding: 0.15, maxZoom: 1.1 }}
-        defaultViewport={{ x: 40, y: 40, zoom: 1 }}
-        minZoom={0.05}
-        maxZoom={2.5}
-        onlyRenderVisibleElements={large}
-        deleteKeyCode={null}
-        selectionKeyCode="Shift"
-        multiSelectionKeyCode={["Meta", "Control", "Shift"]}
-        selectionOnDrag={!readOnly}
-        panOnDrag={readOnly ? true : [1, 2]}
-        panOnScroll
-        zoomActivationKeyCode={["Meta", "Control"]}
-        zoomOnDoubleClick={false}
-        nodesDraggable={!readOnly}
-        nodesConnectable={!readOnly}
-        elementsSelectable
-        edgesFocusable={!readOnly}
-        connectionRadius={28}
-        snapToGrid
-        snapGrid={[8, 8]}
-        defaultEdgeOptions={{ type: "default" }}
-        proOptions={{ hideAttribution: true }}
-        elevateEdgesOnSelect
-        aria-label="Flow canvas"
-      >
-        <Background variant={BackgroundVariant.Dots} gap={16} size={1.2} color="#c9d1db" />
-        <MiniMap
-          pannable
-          zoomable
-          nodeStrokeWidth={2}
-          nodeColor={(n) => {
-            if (n.type === "frame") return "rgba(120,140,170,0.15)";
-            if (n.type === "comment") return "#f3e6a3";
-            const spec = (n as ProxusNode).data?.type ? specFor(useCatalog.getState().byType, (n as ProxusNode).data.type) : undefined;
-            return CATEGORY_COLOURS[spec?.category ?? ""] ?? "#8894a3";
-          }}
-          ariaLabel="Minimap"
-        />
-        <Controls showInteractive={false} />
-      </ReactFlow>
+      {initialViewport ? (
+        <FarContext.Provider value={far}>
+          <ReactFlow<Node, Wire>
+            nodes={displayedNodes}
+            edges={displayedEdges}
+            nodeTypes={NODE_TYPES}
+            onNodesChange={onNodesChange as never}
+            onEdgesChange={onEdgesChange}
+            onConnect={onConnect}
+            onConnectStart={onConnectStart}
+            onConnectEnd={onConnectEnd}
+            isValidConnection={isValidConnection}
+            onNodeDragStart={beginDrag}
+            onSelectionDragStart={beginDrag}
+            onDrop={onDrop}
+            onDragOver={onDragOver}
+            fitView={initiallyFilled}
+            fitViewOptions={FIT_VIEW_OPTIONS}
+            defaultViewport={initialViewport}
+            minZoom={MIN_ZOOM}
+            maxZoom={2.5}
+            onlyRenderVisibleElements={large}
+            deleteKeyCode={null}
+            selectionKeyCode="Shift"
+            multiSelectionKeyCode={MULTI_SELECTION_KEYS}
+            selectionOnDrag={!readOnly}
+            panOnDrag={readOnly ? true : PAN_BUTTONS}
+            panOnScroll
+            zoomActivationKeyCode={ZOOM_KEYS}
+            zoomOnDoubleClick={false}
+            nodesDraggable={!readOnly}
+            nodesConnectable={!readOnly}
+            elementsSelectable
+            edgesFocusable={!readOnly}
+            connectionRadius={28}
+            snapToGrid
+            snapGrid={SNAP_GRID}
+            proOptions={PRO_OPTIONS}
+            elevateEdgesOnSelect
+            aria-label="Flow canvas"
+          >
+            <Background variant={BackgroundVariant.Dots} gap={16} size={1.2} color="#c9d1db" />
+            <MiniMap
+              pannable
+              zoomable
+              nodeStrokeWidth={2}
+              nodeColor={miniMapColour}
+              ariaLabel="Minimap"
+            />
+            <Controls showInteractive={false} />
+          </ReactFlow>
+        </FarContext.Provider>
+      ) : null}
       {nodes.length === 0 && !readOnly ? (
         <div className="canvas-empty">
           <div>Drag nodes from the palette, or press <kbd>Tab</kbd> to add one here.</div>

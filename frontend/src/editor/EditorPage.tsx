@@ -37,6 +37,7 @@ import { SaveTemplateDialog } from "./SaveTemplateDialog";
 import { ShortcutsDialog } from "./Shortcuts";
 import { isTyping } from "../util/keys";
 import { Inspector } from "./Inspector";
+import { expectedNodeSize } from "./nodes";
 import { Palette } from "./Palette";
 import { EditorContext, type EditorStore, createEditorStore, useEditor } from "./store";
 import { useValidation } from "./useValidation";
@@ -44,6 +45,10 @@ import { VersionsPanel } from "./VersionsPanel";
 
 function outputKind(type: string, port: string): string | undefined {
   return specFor(useCatalog.getState().byType, type)?.outputs.find((o) => o.name === port)?.kind;
+}
+
+function nodeSizeOf(type: string, version: number): { width: number; height: number } | undefined {
+  return expectedNodeSize(specFor(useCatalog.getState().byType, type, version));
 }
 
 function Problems() {
@@ -461,7 +466,7 @@ export function EditorPage({ flowId }: { flowId: string }) {
     try {
       const d = await unwrap(api.GET("/api/flows/{flow_id}", { params: { path: { flow_id: flowId } } }));
       await useCatalog.getState().load();
-      store.getState().load(d.document, d.latest_version, outputKind);
+      store.getState().load(d.document, d.latest_version, outputKind, nodeSizeOf);
       setDetail(d);
       setError(null);
     } catch (err) {

@@ -5,12 +5,13 @@
  */
 import { Handle, type NodeProps, Position } from "@xyflow/react";
 import { AlertTriangle, CircleAlert, CircleHelp } from "lucide-react";
-import { memo, useEffect, useRef, useState } from "react";
+import { createContext, memo, useContext, useEffect, useRef, useState } from "react";
 import type { Diagnostic } from "../api/types";
 import { NodeIcon } from "../catalog/icons";
 import { useSpec } from "../catalog/store";
 import { worst } from "../flow/diagnostics";
-import type { CommentNode, FrameNode, ProxusNode } from "../flow/graph";
+import type { CatalogEntry } from "../catalog/types";
+import { type CommentNode, type FrameNode, NODE_WIDTH, type ProxusNode } from "../flow/graph";
 import { useLiveStatus } from "../live/status";
 import { useEditor } from "./store";
 
@@ -47,11 +48,42 @@ function StatusBadge({ id }: { id: string }) {
   );
 }
 
+/** A node has more than one port on a side: drawn taller (`.pnode.tall`). */
+function isTall(spec: CatalogEntry | undefined): boolean {
+  return !!spec && Math.max(spec.inputs.length, spec.outputs.length) > 1;
+}
+
+/**
+ * The size a catalog node is drawn at (styles.css: `.pnode` is 200 px wide, 56 px high or 72 px
+ * when tall; its label and sub-title are cut to one line each). A hint for React Flow, which
+ * measures again when the node turns out another size.
+ */
+export function expectedNodeSize(spec: CatalogEntry | undefined): { width: number; height: number } {
+  return { width: NODE_WIDTH, height: isTall(spec) ? 72 : 56 };
+}
+
 function portTop(index: number, count: number): string {
   return `${((index + 1) / (count + 1)) * 100}%`;
 }
 
+/**
+ * The node draws from its id, data and selection only: React Flow also passes its position, size,
+ * z-index and drag state, which change on every measurement and drag step and must not re-render
+ * the node's contents (handles, icon) — a 1,000-node flow would redraw them all after measuring.
+ */
+function sameNode(a: NodeProps<ProxusNode>, b: NodeProps<ProxusNode>): boolean {
+  return a.id === b.id && a.data === b.data && a.selected === b.selected && a.type === b.type;
+}
+
+/**
+ * Level of detail, provided by the canvas: zoomed far out a node is drawn as a coloured box (its
+ * text, icon, port labels and status badge are hidden by `.zoomed-out` anyway), so they are not
+ * created at all — a 1,000-node flow fitted to the screen builds a fraction of the DOM.
+ */
+export const FarContext = createContext(false);
+
 export const ProxusNodeView = memo(function ProxusNodeView({ id, data, selected }: NodeProps<ProxusNode>) {
+  const far = useContext(FarContext);
   const spec = useSpec(data.type, data.typeVersion);
   const diagnostics = useEditor((s) => s.diagnostics.byNode[id]) ?? EMPTY;
   const mark = useEditor((s) => s.compare?.marks[id]);
@@ -60,7 +92,7 @@ export const ProxusNodeView = memo(function ProxusNodeView({ id, data, selected 
   const category = spec?.category ?? "unknown";
   const inputs = spec?.inputs ?? [];
   const outputs = spec?.outputs ?? [];
-  const tall = Math.max(inputs.length, outputs.length) > 1;
+  const tall = isTall(spec);
   return (
     <div
       className={[
@@ -76,15 +108,21 @@ export const ProxusNodeView = memo(function ProxusNodeView({ id, data, selected 
       data-node-id={id}
       data-node-type={data.type}
     >
-      <div className="pnode-icon">{spec ? <NodeIcon name={spec.icon} size={18} /> : <CircleHelp size={18} />}</div>
-      <div className="pnode-text">
-        <div className="pnode-title" title={title}>
-          {title}
-        </div>
-        <div className="pnode-sub">{spec ? (data.label ? spec.title : data.type) : `unknown type ${data.type}`}</div>
-      </div>
+      {far ? (
+        <div className="pnode-icon" />
+      ) : (
+        <>
+          <div className="pnode-icon">{spec ? <NodeIcon name={spec.icon} size={18} /> : <CircleHelp size={18} />}</div>
+          <div className="pnode-text">
+            <div className="pnode-title" title={title}>
+              {title}
+            </div>
+            <div className="pnode-sub">{spec ? (data.label ? spec.title : data.type) : `unknown type ${data.type}`}</div>
+          </div>
+        </>
+      )}
       <IssueMarker diagnostics={diagnostics} />
-      <StatusBadge id={id} />
+      {far ? null : <StatusBadge id={id} />}
       {mark ? <div className={`pnode-mark pnode-mark-${mark}`}>{mark}</div> : null}
       {inputs.map((p, i) => (
         <Handle
@@ -96,7 +134,7 @@ export const ProxusNodeView = memo(function ProxusNodeView({ id, data, selected 
           className={`port port-in ${p.accepts.map((k) => `kind-${k}`).join(" ")}`}
           title={`${p.name}: ${p.description} (accepts ${p.accepts.join(", ")})`}
         >
-          {inputs.length > 1 ? <span className="port-label port-label-in">{p.name}</span> : null}
+          {inputs.length > 1 && !far ? <span className="port-label port-label-in">{p.name}</span> : null}
         </Handle>
       ))}
       {outputs.map((p, i) => (
@@ -109,12 +147,12 @@ export const ProxusNodeView = memo(function ProxusNodeView({ id, data, selected 
           className={`port port-out kind-${p.kind}`}
           title={`${p.name}: ${p.description} (${p.kind})`}
         >
-          {outputs.length > 1 ? <span className="port-label port-label-out">{p.name}</span> : null}
+          {outputs.length > 1 && !far ? <span className="port-label port-label-out">{p.name}</span> : null}
         </Handle>
       ))}
     </div>
   );
-});
+}, sameNode);
 
 /** A removed node shown while comparing with an older version (not part of the document). */
 export const GhostNodeView = memo(function GhostNodeView({ data }: NodeProps<ProxusNode>) {

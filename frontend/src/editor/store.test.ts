@@ -17,6 +17,31 @@ function fresh() {
 }
 
 describe("editor store", () => {
+  it("gives loaded nodes their expected size, and lays frames out around it", () => {
+    const store = createEditorStore({ id: "f", name: "F", version: 1 });
+    const node = (id: string, type: string, x: number) => ({ id, type, type_version: 1, label: "", position: { x, y: 0 }, config: {} });
+    const doc: FlowDocument = {
+      format: "proxus.flow",
+      schema_version: 1,
+      id: "f",
+      name: "F",
+      version: 1,
+      nodes: [node("a", "simulator", 0), node("b", "sink.debug", 300)],
+      edges: [],
+      groups: [{ id: "g", label: "G", nodes: ["a", "b"] }],
+    };
+    const sizeOf = (type: string) => (type === "unknown.type" ? undefined : { width: 200, height: 56 });
+    store.getState().load(doc, 1, () => "points", sizeOf);
+    const byId = new Map(store.getState().nodes.map((n) => [n.id, n]));
+    expect(byId.get("a")?.measured).toEqual({ width: 200, height: 56 });
+    expect(byId.get("b")?.measured).toEqual({ width: 200, height: 56 });
+    const frame = store.getState().nodes.find(isFrame)!;
+    // Padding 28 around the members and a 26 px title: 56 px high nodes, not the 64 px default.
+    expect(frame.position).toEqual({ x: -28, y: -54 });
+    expect([frame.width, frame.height]).toEqual([500 + 56, 56 + 56 + 26]);
+    expect(store.getState().toDocument().nodes?.[0]).not.toHaveProperty("measured");
+  });
+
   it("adds nodes with default configs, wires them, and undoes/redoes each step", () => {
     const store = fresh();
     const s = () => store.getState();

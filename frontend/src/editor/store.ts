@@ -78,7 +78,17 @@ export interface EditorState {
   /** Nodes whose output the debug panel shows (live taps), besides the debug sinks. */
   watched: string[];
 
-  load: (doc: FlowDocument, version: number, outputKind: (t: string, p: string) => string | undefined) => void;
+  /**
+   * Replace the graph with a saved document. `sizeOf` (optional) tells the size a node of a type
+   * will have on the canvas: React Flow then shows the nodes (and fits the view) on the first
+   * render instead of after measuring every one of them; a wrong guess is corrected by measuring.
+   */
+  load: (
+    doc: FlowDocument,
+    version: number,
+    outputKind: (t: string, p: string) => string | undefined,
+    sizeOf?: (type: string, version: number) => { width: number; height: number } | undefined,
+  ) => void;
   onNodesChange: (changes: NodeChange<CanvasNode>[]) => void;
   onEdgesChange: (changes: EdgeChange<Wire>[]) => void;
   beginDrag: () => void;
@@ -171,12 +181,21 @@ export function createEditorStore(header: DocumentHeader, readOnly = false): Edi
       focused: null,
       watched: [],
 
-      load: (doc, version, outputKind) => {
+      load: (doc, version, outputKind, sizeOf) => {
         const graph = documentToGraph(doc, outputKind);
+        let nodes = graph.nodes;
+        if (sizeOf) {
+          for (const n of nodes) {
+            if (!isProxusNode(n) || n.measured) continue;
+            const size = sizeOf(n.data.type, n.data.typeVersion);
+            if (size) n.measured = size;
+          }
+          nodes = layoutFrames(nodes); // frames around their members' expected sizes
+        }
         set({
           header: { id: doc.id, name: doc.name, version, metadata: doc.metadata },
           baseVersion: version,
-          nodes: graph.nodes,
+          nodes,
           edges: graph.edges,
           selectedNodes: [],
           selectedEdges: [],

@@ -43,9 +43,13 @@ export function useValidation(store: EditorStore, flowId: string, enabled: boole
       window.clearTimeout(timer);
       timer = window.setTimeout(run, DEBOUNCE_MS);
     });
-    run();
+    // The first check waits until the browser is idle: meanwhile a large flow is being drawn, and
+    // serialising it (and the Hub checking it, on the same machine in a small setup) would slow that.
+    const idle = window.requestIdleCallback?.(run, { timeout: 1000 });
+    if (idle === undefined) timer = window.setTimeout(run, 0);
     return () => {
       unsubscribe();
+      if (idle !== undefined) window.cancelIdleCallback(idle);
       window.clearTimeout(timer);
       controller?.abort();
     };
