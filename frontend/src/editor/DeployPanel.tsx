@@ -5,6 +5,7 @@
 import { CircleAlert, CircleCheck, Loader, Rocket, X } from "lucide-react";
 import { useEffect, useState } from "react";
 import { ApiError, api, errorMessage, unwrap } from "../api/client";
+import { allDiagnostics, deployFailureDiagnostics } from "../flow/diagnostics";
 import type { CompileReport, Deployment, Diagnostic } from "../api/types";
 import { dateTime } from "../ui/format";
 import { toast } from "../util/toast";
@@ -72,7 +73,12 @@ export function DeployPanel({
           onDeployed(d);
           if (d.state === "applied") toast.success(`Version ${d.version} runs on ${d.edges.length} edge(s)`);
           else if (d.state === "removed") toast.success(`The flow stopped on ${d.edges.length} edge(s)`);
-          else if (d.state === "failed") toast.error(`Deployment failed: ${d.edges.find((e) => e.error)?.error ?? "see the edges"}`);
+          else if (d.state === "failed") {
+            toast.error(`Deployment failed: ${d.edges.find((e) => e.error)?.error ?? "see the edges"}`);
+            // Put the edge's answer on the node it names, where the user will look for it.
+            const st = store.getState();
+            st.setDiagnostics([...allDiagnostics(st.diagnostics), ...deployFailureDiagnostics(d.edges)], st.diagnosticsRevision);
+          }
           return;
         }
       } catch {

@@ -62,3 +62,30 @@ export function diagnosticsAt(diagnostics: Diagnostic[] | undefined, fieldPath: 
     return !exact && (p.startsWith(fieldPath + ".") || p.startsWith(fieldPath + "["));
   });
 }
+
+/** An edge's refusal of a deployed plan, as markers: on the node it names ("step <id>: ..."), else general. */
+export function deployFailureDiagnostics(edges: { edge: string; state: string; error?: string | null }[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const e of edges) {
+    if (e.state !== "failed" || !e.error) continue;
+    const m = /^step ([A-Za-z0-9_-]+): ([\s\S]*)$/.exec(e.error);
+    out.push({
+      severity: "error",
+      code: "deploy_failed",
+      message: `edge ${e.edge} did not apply the plan: ${m ? m[2] : e.error}`,
+      path: "$",
+      node_id: m ? m[1] : null,
+      hint: "fix the node (or the edge) and deploy again",
+    } as Diagnostic);
+  }
+  return out;
+}
+
+/** Every diagnostic of an index, once each (a wire's diagnostic may also be filed under its node). */
+export function allDiagnostics(index: DiagnosticIndex): Diagnostic[] {
+  const seen = new Set<Diagnostic>();
+  for (const list of [...Object.values(index.byNode), ...Object.values(index.byEdge), index.general]) {
+    for (const d of list) seen.add(d);
+  }
+  return [...seen];
+}

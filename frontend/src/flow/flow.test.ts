@@ -4,7 +4,7 @@ import type { CatalogEntry } from "../catalog/types";
 import catalog from "../test/catalog.fixture.json";
 import { copySelection, parseClipboard, pastePayload } from "./clipboard";
 import { checkConnection, firstCompatible } from "./connect";
-import { configPath, indexDiagnostics, nodeField } from "./diagnostics";
+import { allDiagnostics, configPath, deployFailureDiagnostics, indexDiagnostics, nodeField } from "./diagnostics";
 import { diffDocuments, diffMarks, wireMarks } from "./diff";
 import { documentToGraph, graphToDocument, isFrame, layoutFrames, newNodeId } from "./graph";
 import { computeLayout } from "./layout";
@@ -171,5 +171,20 @@ describe("auto-layout", () => {
     expect(xs).toEqual([...xs].sort((a, b) => a - b));
     for (let i = 1; i < xs.length; i++) expect(xs[i]! - xs[i - 1]!).toBeGreaterThanOrEqual(200);
     expect(Math.min(...[...pos.values()].map((p) => p.x))).toBe(100);
+  });
+});
+
+describe("deploy failures as markers", () => {
+  it("puts a refused step on its node and keeps other failures general", () => {
+    const diags = deployFailureDiagnostics([
+      { edge: "line1", state: "failed", error: "step avg: this edge has no node type window.tumbling v1" },
+      { edge: "line2", state: "failed", error: "credentials not available on this edge: cloud" },
+      { edge: "line3", state: "applied", error: "" },
+    ]);
+    expect(diags.map((d) => d.node_id)).toEqual(["avg", null]);
+    expect(diags[0].message).toContain("edge line1 did not apply the plan: this edge has no node type");
+    const index = indexDiagnostics(diags);
+    expect(index.byNode.avg).toHaveLength(1);
+    expect(allDiagnostics(index)).toHaveLength(2);
   });
 });
