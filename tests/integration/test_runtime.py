@@ -292,3 +292,42 @@ async def test_http_sink_slow_endpoint_times_out_then_delivers_everything(host: 
         delivered = [p["value"] for body in by_key.values() for p in json.loads(body)]
         assert delivered == sorted(delivered) and len(set(delivered)) == len(delivered) >= 20
         assert source.points_out >= len(delivered)
+
+
+async def test_nats_sink_publishes_records_to_a_user_subject(tmp_path: Path) -> None:
+    import json
+
+    async with private_nats(tmp_path / "nats") as nc:
+        outbox = Outbox(nc.jetstream(), edge="t3")
+        await outbox.ensure()
+
+        async def publish(subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+            await nc.publish(subject, payload, headers=headers)
+
+        host = Host(edge_id="t3", data_dir=tmp_path / "data", outbox=outbox, publisher=publish)
+        received: list[Any] = []
+
+        async def on_message(msg: Any) -> None:
+            received.append((msg.subject, json.loads(msg.data)))
+
+        await nc.subscribe("plant.line1.>", cb=on_message)
+        plan = plan_of(
+            flow(
+                [
+                    ("s", "simulator", sim(rate_hz=20, tags=2)),
+                    ("n", "sink.nats", {"subject": "plant.line1.energy", "format": "json", "batch": True}),
+                ],
+                [("s", "n")],
+            ),
+            CATALOG,
+        )
+        runner = PlanRunner(plan, CATALOG, host)
+        await runner.start()
+        try:
+            await wait_for(lambda: sum(len(body) for _s, body in received) >= 10)
+        finally:
+            await runner.stop()
+    subject, body = received[0]
+    assert subject == "plant.line1.energy"
+    assert {"ts", "series", "value", "quality"} <= set(body[0]) and body[0]["series"].startswith("sim/t")
+    assert body[0]["ts"].endswith("Z") and body[0]["quality"] == "good"
