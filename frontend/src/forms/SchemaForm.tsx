@@ -60,6 +60,17 @@ function ErrorText({ message }: { message: string | undefined }) {
   );
 }
 
+/** What every generated input takes. */
+interface InputProps {
+  id?: string;
+  value: unknown;
+  onChange: (v: unknown) => void;
+  field: Field;
+  readOnly: boolean;
+  invalid?: boolean;
+  compact?: boolean;
+}
+
 /** Text input that commits as you type; `nullable` turns an empty box into null. */
 export function TextInput({
   id,
@@ -69,15 +80,7 @@ export function TextInput({
   readOnly,
   invalid,
   compact,
-}: {
-  id?: string;
-  value: unknown;
-  onChange: (v: unknown) => void;
-  field: Field;
-  readOnly: boolean;
-  invalid?: boolean;
-  compact?: boolean;
-}) {
+}: InputProps) {
   const text = value == null ? "" : String(value);
   const placeholder =
     field.nullable && value == null ? (compact ? "—" : "not set") : typeof field.examples[0] === "string" ? String(field.examples[0]) : "";
@@ -105,15 +108,7 @@ export function NumberInput({
   readOnly,
   invalid,
   compact,
-}: {
-  id?: string;
-  value: unknown;
-  onChange: (v: unknown) => void;
-  field: Field;
-  readOnly: boolean;
-  invalid?: boolean;
-  compact?: boolean;
-}) {
+}: InputProps) {
   const external = value == null ? "" : String(value);
   const [draft, setDraft] = useState(external);
   const [focused, setFocused] = useState(false);
